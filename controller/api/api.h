@@ -1,0 +1,131 @@
+/* api/: the HTTPS JSON API. server.c runs libmicrohttpd (the only code that includes
+ * microhttpd.h), router.c matches the route table and enforces authentication, RBAC and
+ * auditing of refusals, h_<resource>.c hold the handlers, routes.c holds the table, which
+ * is also the single source of the OpenAPI document and the authorization matrix. */
+#ifndef MU_API_H
+#define MU_API_H
+
+#include <cjson/cJSON.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "auth/auth.h"
+#include "mutualis/err.h"
+#include "store/store.h"
+
+/* Shared state handed to every handler. */
+struct mu_app {
+    struct mu_store *store;
+    struct mu_authn *authn;
+    pthread_rwlock_t policy_lock; /* guards rbac (swapped on SIGHUP) */
+    struct mu_rbac *rbac;
+    char *policies_dir;
+    char *data_dir;
+    size_t body_max;        /* default request body cap */
+    size_t import_body_max; /* cap for POST /v1/tenants/import */
+};
+
+#define MU_MAX_PATH_PARAMS 4
+
+struct mu_req {
+    struct mu_app *app;
+    const struct mu_route *route;
+    const char *method;
+    const char *path;
+    char request_id[33];
+    const char *params[MU_MAX_PATH_PARAMS]; /* path parameters in pattern order */
+    size_t nparams;
+    const char *body; /* NUL-terminated copy of the body (NULL if none) */
+    size_t body_len;
+    bool authenticated;
+    struct mu_principal principal;
+    void *conn; /* server-private: the MHD connection, for mu_req_query/header */
+};
+
+/* Query parameter or request header value (NULL if absent). Borrowed. */
+const char *mu_req_query(const struct mu_req *req, const char *key);
+const char *mu_req_header(const struct mu_req *req, const char *key);
+
+/* Parses the body strictly as a JSON object (see mutualis/json.h). MU_EINVAL if absent. */
+cJSON *mu_req_json(const struct mu_req *req, struct mu_err *err);
+
+/* Path parameter i as a positive id; MU_ENOTFOUND ("no tenant 12x") if not one. */
+int mu_req_param_id(const struct mu_req *req, size_t i, const char *what, int64_t *ret,
+                    struct mu_err *err);
+
+/* Pagination: ?limit= (1..1000, default 100) and ?after= (an id, default 0). */
+int mu_req_page(const struct mu_req *req, int *ret_limit, int64_t *ret_after, struct mu_err *err);
+
+/* Scope: MU_OK if the caller may see this tenant (global roles see all; tenant roles
+ * their subtree), MU_ENOTFOUND otherwise (cross-tenant access answers 404). */
+int mu_req_check_tenant(const struct mu_req *req, int64_t tenant_id, struct mu_err *err);
+
+/* An audit record for this request: actor, role, request id, action from the route. */
+void mu_req_audit(const struct mu_req *req, struct mu_audit_rec *rec, int64_t tenant_id,
+                  const char *target);
+
+struct mu_resp {
+    int status;         /* 200 if left 0 */
+    cJSON *json;        /* body, owned (freed by the server) */
+    char *location;     /* optional Location header, owned */
+};
+
+/* Handlers return MU_OK with resp filled, or a negative code with err set; the router
+ * turns that into problem+json and audits the refusal. */
+typedef int (*mu_handler_fn)(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
+
+enum mu_route_flags {
+    MU_ROUTE_PUBLIC = 1 << 0,   /* no authentication (health, openapi) */
+    MU_ROUTE_BIG_BODY = 1 << 1, /* body cap is import_body_max */
+    MU_ROUTE_RAW = 1 << 2,      /* handler answers non-JSON (metrics) */
+};
+
+struct mu_route {
+    const char *method;  /* GET, POST, PATCH, PUT, DELETE */
+    const char *pattern; /* "/v1/tenants/{id}" */
+    const char *action;  /* RBAC action ("tenant.read"); NULL only for public routes */
+    mu_handler_fn handler;
+    unsigned flags;
+    const char *summary; /* one line for the OpenAPI document */
+    const char *tag;     /* OpenAPI tag ("tenants") */
+};
+
+extern const struct mu_route mu_routes[];
+extern const size_t mu_routes_count;
+
+/* Router: finds the route for method + path; fills params. NULL if none (then
+ * *ret_path_known tells 405 from 404). */
+const struct mu_route *mu_router_match(const char *method, const char *path,
+                                       const char *params[MU_MAX_PATH_PARAMS], size_t *ret_n,
+                                       bool *ret_path_known);
+
+/* Runs a request through authentication, RBAC, the handler and auditing. Always fills
+ * resp (a problem document on failure). Called by the server. */
+void mu_router_dispatch(struct mu_req *req, struct mu_resp *resp);
+
+/* Builds an RFC 9457 problem document for code/err. */
+cJSON *mu_problem_new(int status, const struct mu_err *err, const char *request_id);
+int mu_problem_status(int code);
+
+/* The OpenAPI 3.1 document generated from mu_routes (caller frees). */
+cJSON *mu_openapi_build(void);
+
+/* ---- server ---------------------------------------------------------------------- */
+struct mu_server_opts {
+    const char *listen_host; /* "127.0.0.1" */
+    unsigned port;
+    const char *cert_pem, *key_pem; /* server certificate and key (PEM text) */
+    const char *ca_pem;             /* CA used to verify client certs (agents) */
+    unsigned threads;               /* thread pool size */
+    unsigned conn_timeout_s;        /* idle/slow client timeout */
+    unsigned conn_limit;
+};
+struct mu_server;
+struct mu_server *mu_server_start(struct mu_app *app, const struct mu_server_opts *opts,
+                                  struct mu_err *err);
+void mu_server_stop(struct mu_server *s);
+unsigned mu_server_port(const struct mu_server *s);
+
+#endif
