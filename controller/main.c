@@ -1,8 +1,256 @@
-/* mutualisd: wires the modules together. */
+/* mutualisd: wires the modules together and runs the periodic chores.
+ * Start-up: config → data dir → audit key → store (migrations) → PKI → policies →
+ * bootstrap operator → HTTPS server. Then the main thread waits for signals:
+ * SIGTERM/SIGINT stop cleanly, SIGHUP reloads the policies. */
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
-int main(void)
+#include "api/api.h"
+#include "auth/auth.h"
+#include "config.h"
+#include "fleet/pki.h"
+#include "mutualis/log.h"
+#include "store/store.h"
+#include "store/test_vfs.h"
+
+/* The audit chain's HMAC key lives beside the database, never in it: whoever edits the
+ * database alone cannot forge the chain. Created once, 0600. */
+static int load_audit_key(const char *data_dir, unsigned char key[32], struct mu_err *err)
 {
-    fprintf(stderr, "mutualisd: not wired yet\n");
-    return 1;
+    MU_AUTOFREE char *path = mu_xasprintf("%s/audit.key", data_dir);
+    size_t len = 0;
+    MU_AUTOFREE char *hex = mu_read_file(path, 128, &len);
+    if (!hex) {
+        if (errno != ENOENT)
+            return mu_err_set(err, MU_EIO, "cannot read %s: %m", path);
+        unsigned char fresh[32];
+        char hex_key[65], out[66];
+        mu_random_bytes(fresh, sizeof fresh);
+        mu_hex_encode(fresh, sizeof fresh, hex_key);
+        snprintf(out, sizeof out, "%s\n", hex_key);
+        int r = mu_write_file_atomic(path, out, strlen(out), 0600);
+        if (r < 0)
+            return mu_err_set(err, MU_EIO, "cannot write %s: %s", path, strerror(-r));
+        memcpy(key, fresh, 32);
+        return MU_OK;
+    }
+    if (len < 64)
+        return mu_err_set(err, MU_EIO, "%s is damaged (expected 64 hex characters)", path);
+    for (int i = 0; i < 32; i++) {
+        unsigned v;
+        if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+            return mu_err_set(err, MU_EIO, "%s is damaged (expected 64 hex characters)", path);
+        key[i] = (unsigned char)v;
+    }
+    return MU_OK;
+}
+
+/* First start: an operator account and a token written once to a 0600 file. */
+static int bootstrap(struct mu_store *st, const char *data_dir, struct mu_err *err)
+{
+    if (mu_store_user_count(st) > 0)
+        return MU_OK;
+    struct mu_audit_rec rec = {.actor = "bootstrap", .role = "", .action = "user.create",
+                               .target = "user:admin", .outcome = "ok", .request_id = "start"};
+    struct mu_user u = {.name = "admin", .display_name = "Bootstrap operator",
+                        .role = MU_ROLE_OPERATOR};
+    int64_t uid = 0, tid = 0;
+    int r = mu_store_user_insert(st, &u, &rec, &uid, err);
+    if (r < 0)
+        return r;
+    char secret[MU_TOKEN_LEN + 1];
+    struct mu_token t = {.user_id = uid, .name = "bootstrap", .created_ms = mu_now_ms()};
+    mu_auth_token_generate(secret, t.hash);
+    rec.action = "token.create";
+    rec.target = "user/1/token:bootstrap";
+    r = mu_store_token_insert(st, &t, &rec, &tid, err);
+    if (r < 0)
+        return r;
+    MU_AUTOFREE char *path = mu_xasprintf("%s/bootstrap-token", data_dir);
+    MU_AUTOFREE char *line = mu_xasprintf("%s\n", secret);
+    r = mu_write_file_atomic(path, line, strlen(line), 0600);
+    memset(secret, 0, sizeof secret);
+    if (r < 0)
+        return mu_err_set(err, MU_EIO, "cannot write %s: %s", path, strerror(-r));
+    mu_log_info("bootstrap operator created user=admin token_file=%s", path);
+    return MU_OK;
+}
+
+static struct mu_rbac *load_rbac(const char *dir, struct mu_err *err)
+{
+    MU_AUTOFREE char *path = mu_xasprintf("%s/rbac.json", dir);
+    return mu_rbac_load(path, err);
+}
+
+static void reload_policies(struct mu_app *app)
+{
+    struct mu_err err = {0};
+    struct mu_rbac *fresh = load_rbac(app->policies_dir, &err);
+    if (!fresh) {
+        mu_log_error("policy reload refused, previous policy stays in force detail=\"%s\"",
+                     err.detail);
+        return;
+    }
+    pthread_rwlock_wrlock(&app->policy_lock);
+    struct mu_rbac *old = app->rbac;
+    app->rbac = fresh;
+    pthread_rwlock_unlock(&app->policy_lock);
+    mu_rbac_free(old);
+    mu_log_info("policies reloaded dir=%s", app->policies_dir);
+}
+
+/* Writes the audit chain head to the log and beside the database, so that a truncated
+ * tail is detected by `mutualis audit verify`. */
+static void write_audit_head(struct mu_app *app, int64_t *last_logged)
+{
+    int64_t id = 0;
+    char mac[65] = "";
+    if (mu_store_audit_head(app->store, &id, mac) < 0 || id == 0 || id == *last_logged)
+        return;
+    mu_log_info("audit head id=%lld mac=%s", (long long)id, mac);
+    MU_AUTOFREE char *path = mu_xasprintf("%s/audit.head", app->data_dir);
+    MU_AUTOFREE char *line = mu_xasprintf("%lld %s\n", (long long)id, mac);
+    if (mu_write_file_atomic(path, line, strlen(line), 0600) == 0)
+        *last_logged = id;
+}
+
+static void run_chores(struct mu_app *app, int64_t *last_head)
+{
+    int n = mu_authn_flush(app->authn, 0);
+    if (n < 0)
+        mu_log_warn("token last-use flush failed");
+    mu_router_flush_refusals(app);
+    write_audit_head(app, last_head);
+}
+
+int main(int argc, char **argv)
+{
+    struct mu_config cfg;
+    struct mu_err err = {0};
+    int rc = 1;
+    struct mu_store *st = NULL;
+    struct mu_server *srv = NULL;
+    struct mu_pki_files pki = {0};
+    struct mu_app app = {0};
+    pthread_rwlock_init(&app.policy_lock, NULL);
+
+    int r = mu_config_load(argc, argv, &cfg, &err);
+    if (r == 1)
+        return 0;
+    if (r < 0) {
+        fprintf(stderr, "mutualisd: %s\n", err.detail);
+        return 2;
+    }
+    mu_log_set_level((enum mu_log_level)mu_log_level_parse(cfg.log_level));
+
+    /* Signals are handled by the main thread only: block them before any thread starts. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if ((r = mu_mkdir_p(cfg.data_dir, 0700)) < 0) {
+        mu_log_error("cannot create data directory dir=%s error=\"%s\"", cfg.data_dir,
+                     strerror(-r));
+        goto out;
+    }
+    unsigned char key[32];
+    if (load_audit_key(cfg.data_dir, key, &err) < 0)
+        goto fail;
+    MU_AUTOFREE char *db_path = mu_xasprintf("%s/mutualis.db", cfg.data_dir);
+    struct mu_store_opts so = {.path = db_path,
+                               .vfs = getenv("MU_TEST_SYNC_LOG") ? mu_store_test_sync_vfs(
+                                                                       getenv("MU_TEST_SYNC_LOG"))
+                                                                 : NULL,
+                               .audit_key = (const char *)key,
+                               .audit_key_len = sizeof key};
+    st = mu_store_open(&so, &err);
+    if (!st)
+        goto fail;
+    if (bootstrap(st, cfg.data_dir, &err) < 0)
+        goto fail;
+
+    const char *names[40];
+    size_t nn = 0;
+    names[nn++] = cfg.listen_host;
+    if (strcmp(cfg.listen_host, "127.0.0.1") != 0)
+        names[nn++] = "127.0.0.1";
+    names[nn++] = "localhost";
+    for (char **p = cfg.server_names; p && *p && nn < 39; p++)
+        names[nn++] = *p;
+    names[nn] = NULL;
+    MU_AUTOFREE char *pki_dir = mu_xasprintf("%s/pki", cfg.data_dir);
+    if (mu_pki_ensure(pki_dir, names, &pki, &err) < 0)
+        goto fail;
+
+    app.store = st;
+    app.policies_dir = cfg.policies_dir;
+    app.data_dir = cfg.data_dir;
+    app.body_max = cfg.body_max;
+    app.import_body_max = cfg.import_body_max;
+    app.rbac = load_rbac(cfg.policies_dir, &err);
+    if (!app.rbac)
+        goto fail;
+    app.authn = mu_authn_new(st);
+
+    struct mu_server_opts sopts = {.listen_host = cfg.listen_host,
+                                   .port = cfg.port,
+                                   .cert_pem = pki.server_pem,
+                                   .key_pem = pki.server_key,
+                                   .ca_pem = pki.ca_pem,
+                                   .threads = cfg.threads,
+                                   .conn_timeout_s = cfg.conn_timeout_s,
+                                   .conn_limit = cfg.conn_limit};
+    srv = mu_server_start(&app, &sopts, &err);
+    if (!srv)
+        goto fail;
+    unsigned port = mu_server_port(srv);
+    if (cfg.port_file) {
+        MU_AUTOFREE char *txt = mu_xasprintf("%u\n", port);
+        mu_write_file_atomic(cfg.port_file, txt, strlen(txt), 0644);
+    }
+    mu_log_info("mutualisd started version=%s url=https://%s:%u data=%s schema=%d",
+                MU_VERSION, cfg.listen_host, port, cfg.data_dir, mu_store_schema_version(st));
+
+    int64_t last_head = 0;
+    int64_t next_chores = mu_mono_ms() + (int64_t)cfg.flush_interval_s * 1000;
+    for (;;) {
+        struct timespec ts = {.tv_sec = 1, .tv_nsec = 0};
+        int sig = sigtimedwait(&sigs, NULL, &ts);
+        if (sig == SIGTERM || sig == SIGINT) {
+            mu_log_info("stopping signal=%s", sig == SIGTERM ? "TERM" : "INT");
+            break;
+        }
+        if (sig == SIGHUP)
+            reload_policies(&app);
+        if (mu_mono_ms() >= next_chores) {
+            run_chores(&app, &last_head);
+            next_chores = mu_mono_ms() + (int64_t)cfg.flush_interval_s * 1000;
+        }
+    }
+    mu_server_stop(srv);
+    srv = NULL;
+    run_chores(&app, &last_head);
+    rc = 0;
+    goto out;
+fail:
+    mu_log_error("mutualisd cannot start detail=\"%s\"", err.detail);
+out:
+    mu_server_stop(srv);
+    mu_authn_free(app.authn);
+    mu_rbac_free(app.rbac);
+    mu_store_close(st);
+    mu_pki_files_clear(&pki);
+    mu_config_clear(&cfg);
+    pthread_rwlock_destroy(&app.policy_lock);
+    return rc;
 }

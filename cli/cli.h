@@ -1,0 +1,222 @@
+/* The mutualis command line client: the contract shared by its files.
+ *
+ * Reading order: main.c (global flags, dispatch), args.c (flag tables and their parser),
+ * api.c (one request to mutualisd, problem+json errors), http.c (the only file that sees
+ * libcurl), query.c (query strings), output.c (tables, fields, JSON), then one cmd_*.c file
+ * per resource. A command is a row of a table: its name, its flags, its positional
+ * arguments and a run function; the parser checks every argument before any request. */
+#ifndef MU_CLI_H
+#define MU_CLI_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mutualis/util.h"
+
+/* Exit statuses. */
+enum mu_cli_exit {
+    MU_CLI_EXIT_OK = 0,
+    MU_CLI_EXIT_FAIL = 1,   /* the server refused, or could not be reached */
+    MU_CLI_EXIT_USAGE = 2,  /* bad command line: nothing was sent */
+    MU_CLI_EXIT_BROKEN = 3, /* audit verify: the chain is broken */
+};
+
+#define MU_CLI_DEFAULT_URL    "https://127.0.0.1:8443"
+#define MU_CLI_ANSWER_MAX     ((size_t)64 << 20)  /* answers larger than this are refused */
+#define MU_CLI_IMPORT_FILE_MAX ((size_t)256 << 20) /* epci.json / communes.json */
+#define MU_CLI_TIMEOUT_S      60L
+#define MU_CLI_IMPORT_TIMEOUT_S 300L
+
+/* Global settings, from the environment then the global flags. Strings are borrowed from
+ * argv or the environment. */
+struct mu_cli {
+    const char *url;
+    const char *token; /* NULL: no Authorization header */
+    const char *ca;    /* PEM file; NULL: system trust */
+    bool json;         /* print the raw answer as pretty JSON */
+    bool help;         /* -h/--help was given: print usage and stop */
+    const char *where; /* "mutualis tenant create", for messages */
+};
+
+/* ---- args.c: flag tables and their parser --------------------------------------------- */
+
+enum mu_cli_opt_type {
+    MU_CLI_OPT_FLAG,   /* no value */
+    MU_CLI_OPT_STR,    /* any non-empty text */
+    MU_CLI_OPT_ID,     /* a resource id: integer >= 1 */
+    MU_CLI_OPT_INT,    /* integer in [min, max] */
+    MU_CLI_OPT_CHOICE, /* one of choices (NULL-terminated) */
+    MU_CLI_OPT_TIME,   /* RFC 3339 UTC time */
+    MU_CLI_OPT_LIST,   /* non-empty text, may be repeated */
+};
+
+struct mu_cli_opt {
+    const char *name; /* "--parent" */
+    enum mu_cli_opt_type type;
+    const char *metavar; /* "ID", shown in help; NULL for flags */
+    const char *help;
+    bool required;
+    const char *const *choices; /* MU_CLI_OPT_CHOICE */
+    int64_t min, max;           /* MU_CLI_OPT_INT */
+};
+
+struct mu_cli_val {
+    bool set;
+    const char *str;   /* the text as given (every type but FLAG) */
+    int64_t num;       /* ID, INT */
+    const char **list; /* LIST: every value, in order */
+    size_t nlist;
+};
+
+/* A parsed command line: values parallel to the opts table, then positional arguments. */
+struct mu_cli_args {
+    const struct mu_cli_opt *opts;
+    size_t nopts;
+    struct mu_cli_val *vals;
+    const char **pos;
+    size_t npos;
+};
+
+/* Parses argv[0..argc) (the words after the command name) against opts; the global flags
+ * (--url, --token, --ca, --json, -h/--help) are accepted anywhere and written to cli.
+ * "--flag value" and "--flag=value"; "--" ends the flags; other words are positional
+ * arguments (the caller checks their number). Checks types, choices, ranges, required and
+ * repeated flags. Returns 0 and fills ret (free with mu_cli_args_free), or -1 with a one-line
+ * message in msg. With -h/--help anywhere, only sets cli->help and returns 0 with an empty
+ * ret. Strings stay borrowed from argv. */
+int mu_cli_args_parse(const struct mu_cli_opt *opts, size_t nopts, int argc, char **argv,
+                      struct mu_cli *cli, struct mu_cli_args *ret, char *msg, size_t msglen);
+void mu_cli_args_free(struct mu_cli_args *a);
+/* The value of a flag declared in the table (aborts on an undeclared name: a bug). */
+const struct mu_cli_val *mu_cli_arg(const struct mu_cli_args *a, const char *name);
+/* Convenience: text of a set flag or NULL; whether a flag is set. */
+const char *mu_cli_arg_str(const struct mu_cli_args *a, const char *name);
+bool mu_cli_arg_set(const struct mu_cli_args *a, const char *name);
+/* Parses a resource id (integer >= 1). 0, or -1 with msg "what must be ...". */
+int mu_cli_parse_id(const char *s, const char *what, int64_t *ret, char *msg, size_t msglen);
+/* Appends the options part of a usage text for opts (one line per flag) to out. */
+void mu_cli_args_help(struct mu_buf *out, const struct mu_cli_opt *opts, size_t nopts);
+/* Help lines of the global flags. */
+void mu_cli_args_help_global(struct mu_buf *out);
+
+/* ---- commands ------------------------------------------------------------------------- */
+
+struct mu_cli_cmd {
+    const char *name;     /* "create" (or "health" for a top-level command) */
+    const char *synopsis; /* positional part for help: "ID", or NULL */
+    const char *summary;  /* one line */
+    int npos;             /* exact number of positional arguments */
+    const struct mu_cli_opt *opts;
+    size_t nopts;
+    /* Runs after a clean parse; returns an exit status (enum mu_cli_exit). */
+    int (*run)(struct mu_cli *cli, const struct mu_cli_args *a);
+};
+
+struct mu_cli_group {
+    const char *name; /* "tenant" */
+    const char *summary;
+    const struct mu_cli_cmd *cmds;
+    size_t ncmds;
+};
+
+extern const struct mu_cli_group mu_cli_group_tenant;
+extern const struct mu_cli_group mu_cli_group_user;
+extern const struct mu_cli_group mu_cli_group_token;
+extern const struct mu_cli_group mu_cli_group_audit;
+extern const struct mu_cli_cmd mu_cli_cmd_health;
+extern const struct mu_cli_cmd mu_cli_cmd_whoami;
+
+/* Prints "mutualis ...: msg (try '... --help')" on stderr; returns MU_CLI_EXIT_USAGE. */
+int mu_cli_usage_error(const struct mu_cli *cli, const char *fmt, ...) MU_PRINTF(2, 3);
+/* Prints "mutualis: msg" on stderr; returns MU_CLI_EXIT_FAIL. */
+int mu_cli_fail(const char *fmt, ...) MU_PRINTF(1, 2);
+
+/* ---- api.c: one request to mutualisd ---------------------------------------------------- */
+
+/* Sends method path (path includes "/v1/..." and any query) with an optional body (sent
+ * verbatim as JSON; NULL for none), waits at most timeout_s seconds. On a 2xx answer returns
+ * MU_CLI_EXIT_OK and *ret_json (NULL for an empty answer such as 204; the caller frees it).
+ * Otherwise prints the one error line on stderr and returns MU_CLI_EXIT_FAIL. */
+int mu_cli_api_raw(const struct mu_cli *cli, const char *method, const char *path,
+                   const char *body, size_t body_len, long timeout_s, cJSON **ret_json);
+/* Same with a cJSON body (borrowed; NULL for none) and the default timeout. */
+int mu_cli_api(const struct mu_cli *cli, const char *method, const char *path, const cJSON *body,
+               cJSON **ret_json);
+/* The error line for a non-2xx answer, without the "mutualis: " prefix: the problem's
+ * detail (or title, or the HTTP reason) then "(HTTP 404, request ID)". Pure; caller frees. */
+char *mu_cli_problem_line(long status, const char *body, size_t len, const char *request_id);
+/* Strict parse of a JSON text (mu_json_parse); NULL with a message in msg naming origin. */
+cJSON *mu_cli_json_parse(const char *buf, size_t len, const char *origin, char *msg,
+                         size_t msglen);
+
+/* ---- http.c: the transport (libcurl) ------------------------------------------------- */
+
+struct mu_cli_http_resp {
+    long status;
+    char *body; /* NUL-terminated; len excludes the NUL */
+    size_t len;
+    char request_id[128]; /* X-Request-Id, or "" */
+};
+
+void mu_cli_http_init(void);
+void mu_cli_http_cleanup(void);
+/* One HTTPS exchange. Returns 0 with ret filled (any status), or -1 with a one-line
+ * reason and hint in msg (connection refused, TLS verification, timeout, answer too big). */
+int mu_cli_http_do(const struct mu_cli *cli, const char *method, const char *path,
+                   const char *body, size_t body_len, long timeout_s,
+                   struct mu_cli_http_resp *ret, char *msg, size_t msglen);
+void mu_cli_http_resp_free(struct mu_cli_http_resp *r);
+
+/* ---- query.c: query strings ------------------------------------------------------------ */
+
+/* Appends "?key=value" or "&key=value" to b, percent-encoding value (RFC 3986 unreserved
+ * characters kept). */
+void mu_cli_query_add(struct mu_buf *b, const char *key, const char *value);
+void mu_cli_query_add_i64(struct mu_buf *b, const char *key, int64_t value);
+
+/* ---- output.c: tables, fields, JSON ---------------------------------------------------- */
+
+struct mu_cli_col {
+    const char *header; /* "NAME" in tables, "name" in field lists */
+    const char *key;    /* member of the object; "a.b" reaches into a nested object */
+    size_t maxw;        /* cut longer cells with "…" (0: no limit) */
+};
+
+/* Display width of UTF-8 text in terminal columns (combining marks 0, East Asian wide 2). */
+size_t mu_cli_utf8_width(const char *s);
+/* Text of a JSON value for a cell: null/absent "-", booleans "yes"/"no", integers without
+ * a fraction, strings with control characters replaced by '?'. Caller frees. */
+char *mu_cli_cell_text(const cJSON *v);
+/* Renders items (an array of objects) as an aligned table with a header line into out. */
+void mu_cli_table_render(struct mu_buf *out, const struct mu_cli_col *cols, size_t ncols,
+                         const cJSON *items);
+/* Renders one object as "label:  value" lines with aligned values into out. */
+void mu_cli_fields_render(struct mu_buf *out, const struct mu_cli_col *cols, size_t ncols,
+                          const cJSON *obj);
+/* Pretty JSON (two-space indentation, key order kept) with a final newline into out. */
+void mu_cli_json_render(struct mu_buf *out, const cJSON *node);
+/* The same three, to stdout. */
+void mu_cli_print_table(const struct mu_cli_col *cols, size_t ncols, const cJSON *items);
+void mu_cli_print_fields(const struct mu_cli_col *cols, size_t ncols, const cJSON *obj);
+void mu_cli_print_json(const cJSON *node);
+
+/* ---- list.c: paginated lists --------------------------------------------------------- */
+
+/* The flags every list command declares (mu_cli_list reads them). */
+#define MU_CLI_LIST_OPTS                                                                       \
+    {"--limit", MU_CLI_OPT_INT, "N", "items per page (1..1000, server default 100)", false,    \
+     NULL, 1, 1000},                                                                           \
+        {"--after", MU_CLI_OPT_ID, "ID", "start after this id", false, NULL, 0, 0},            \
+        {"--all", MU_CLI_OPT_FLAG, NULL, "follow the pages to the end", false, NULL, 0, 0}
+
+/* GETs base (a path with its filters as a query string, without limit/after), applying
+ * --limit and --after from a, and prints the items (table, or JSON with --json). With --all,
+ * follows next_after to the end and prints every item at once ({"items", "next_after"} in
+ * JSON); otherwise a non-null next_after gives a hint on stderr. what names the items in
+ * messages ("tenants"). Returns an exit status. */
+int mu_cli_list(const struct mu_cli *cli, const char *base, const struct mu_cli_args *a,
+                const char *what, const struct mu_cli_col *cols, size_t ncols);
+
+#endif

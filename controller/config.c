@@ -1,0 +1,205 @@
+/* Configuration loading: defaults, JSON file, flags. */
+#include "config.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mutualis/json.h"
+#include "mutualis/log.h"
+
+static void set_str(char **dst, const char *v)
+{
+    free(*dst);
+    *dst = mu_xstrdup(v);
+}
+
+/* "HOST:PORT", "[v6]:PORT" or ":PORT". */
+static int parse_listen(const char *s, struct mu_config *cfg, struct mu_err *err)
+{
+    const char *colon = strrchr(s, ':');
+    int64_t port;
+    if (!colon || mu_parse_i64(colon + 1, 0, 65535, &port) != 0)
+        return mu_err_setf(err, MU_EINVAL, "listen",
+                           "listen must be HOST:PORT (e.g. 127.0.0.1:8443), got \"%s\"", s);
+    const char *h = s;
+    size_t hl = (size_t)(colon - s);
+    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
+        h++;
+        hl -= 2;
+    }
+    if (hl == 0) {
+        h = "0.0.0.0";
+        hl = strlen(h);
+    }
+    for (size_t i = 0; i < hl; i++)
+        if (!(h[i] == '.' || h[i] == ':' || h[i] == '-' || (h[i] >= '0' && h[i] <= '9') ||
+              (h[i] >= 'a' && h[i] <= 'z') || (h[i] >= 'A' && h[i] <= 'Z')))
+            return mu_err_setf(err, MU_EINVAL, "listen", "listen host \"%.*s\" is not valid",
+                               (int)hl, h);
+    free(cfg->listen_host);
+    cfg->listen_host = mu_xstrndup(h, hl);
+    cfg->port = (unsigned)port;
+    return MU_OK;
+}
+
+static int load_file(const char *path, struct mu_config *cfg, struct mu_err *err)
+{
+    static const char *const allowed[] = {"listen",      "data_dir",        "policies_dir",
+                                          "log_level",   "server_names",    "threads",
+                                          "conn_timeout_s", "conn_limit",   "body_max_bytes",
+                                          "import_body_max_bytes", "flush_interval_s", NULL};
+    size_t len;
+    MU_AUTOFREE char *text = mu_read_file(path, 1 << 20, &len);
+    if (!text)
+        return mu_err_set(err, MU_EINVAL, "cannot read config file %s: %m", path);
+    cJSON *o = mu_json_parse(text, len, path, err);
+    if (!o)
+        return err->code;
+    const char *s;
+    int64_t v;
+    int r = mu_json_expect_object(o, allowed, path, err);
+    if (r >= 0 && (r = mu_json_get_str(o, "listen", false, 300, &s, err)) == 0)
+        r = parse_listen(s, cfg, err);
+    if (r >= 0 && (r = mu_json_get_str(o, "data_dir", false, 4096, &s, err)) == 0)
+        set_str(&cfg->data_dir, s);
+    if (r >= 0 && (r = mu_json_get_str(o, "policies_dir", false, 4096, &s, err)) == 0)
+        set_str(&cfg->policies_dir, s);
+    if (r >= 0 && (r = mu_json_get_str(o, "log_level", false, 10, &s, err)) == 0)
+        set_str(&cfg->log_level, s);
+    if (r >= 0 && (r = mu_json_get_i64(o, "threads", false, 1, 256, &v, err)) == 0)
+        cfg->threads = (unsigned)v;
+    if (r >= 0 && (r = mu_json_get_i64(o, "conn_timeout_s", false, 1, 3600, &v, err)) == 0)
+        cfg->conn_timeout_s = (unsigned)v;
+    if (r >= 0 && (r = mu_json_get_i64(o, "conn_limit", false, 1, 100000, &v, err)) == 0)
+        cfg->conn_limit = (unsigned)v;
+    if (r >= 0 &&
+        (r = mu_json_get_i64(o, "body_max_bytes", false, 1024, 64 << 20, &v, err)) == 0)
+        cfg->body_max = (size_t)v;
+    if (r >= 0 && (r = mu_json_get_i64(o, "import_body_max_bytes", false, 1024, 1 << 30, &v,
+                                       err)) == 0)
+        cfg->import_body_max = (size_t)v;
+    if (r >= 0 && (r = mu_json_get_i64(o, "flush_interval_s", false, 1, 3600, &v, err)) == 0)
+        cfg->flush_interval_s = (unsigned)v;
+    const cJSON *names = NULL;
+    if (r >= 0 && (r = mu_json_get_array(o, "server_names", false, &names, err)) == 0) {
+        int n = cJSON_GetArraySize(names);
+        if (n > 32)
+            r = mu_err_setf(err, MU_EINVAL, "server_names", "%s: at most 32 server_names", path);
+        char **list = mu_xcalloc((size_t)n + 1, sizeof *list);
+        int i = 0;
+        const cJSON *it;
+        cJSON_ArrayForEach(it, names)
+        {
+            if (r < 0)
+                break;
+            if (!cJSON_IsString(it) || strlen(it->valuestring) == 0 ||
+                strlen(it->valuestring) > 253)
+                r = mu_err_setf(err, MU_EINVAL, "server_names",
+                                "%s: server_names must be host names or addresses", path);
+            else
+                list[i++] = mu_xstrdup(it->valuestring);
+        }
+        for (char **p = cfg->server_names; p && *p; p++)
+            free(*p);
+        free(cfg->server_names);
+        cfg->server_names = list;
+    }
+    cJSON_Delete(o);
+    return r < 0 ? r : MU_OK;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: mutualisd [--config FILE] [--data-dir DIR] [--listen HOST:PORT]\n"
+               "                 [--policies DIR] [--log-level error|warn|info|debug]\n"
+               "                 [--threads N] [--port-file FILE]\n");
+}
+
+int mu_config_load(int argc, char **argv, struct mu_config *cfg, struct mu_err *err)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->listen_host = mu_xstrdup("127.0.0.1");
+    cfg->port = 8443;
+    cfg->data_dir = mu_xstrdup("./var");
+    cfg->policies_dir = mu_xstrdup("./policies");
+    cfg->log_level = mu_xstrdup("info");
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    cfg->threads = cpus > 1 ? (unsigned)cpus * 2 : 2;
+    cfg->conn_timeout_s = 30;
+    cfg->conn_limit = 4096;
+    cfg->body_max = 1 << 20;
+    cfg->import_body_max = 256 << 20;
+    cfg->flush_interval_s = 60;
+
+    enum { O_CONFIG = 256, O_DATA, O_LISTEN, O_POLICIES, O_LOG, O_THREADS, O_PORTFILE, O_VER };
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, O_CONFIG},
+        {"data-dir", required_argument, NULL, O_DATA},
+        {"listen", required_argument, NULL, O_LISTEN},
+        {"policies", required_argument, NULL, O_POLICIES},
+        {"log-level", required_argument, NULL, O_LOG},
+        {"threads", required_argument, NULL, O_THREADS},
+        {"port-file", required_argument, NULL, O_PORTFILE},
+        {"version", no_argument, NULL, O_VER},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    /* The config file first, so that flags override it whatever their order. */
+    for (int i = 1; i < argc - 1; i++)
+        if (strcmp(argv[i], "--config") == 0) {
+            int r = load_file(argv[i + 1], cfg, err);
+            if (r < 0)
+                return r;
+        }
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        int64_t v;
+        switch (c) {
+        case O_CONFIG: break;
+        case O_DATA: set_str(&cfg->data_dir, optarg); break;
+        case O_POLICIES: set_str(&cfg->policies_dir, optarg); break;
+        case O_LOG: set_str(&cfg->log_level, optarg); break;
+        case O_PORTFILE: set_str(&cfg->port_file, optarg); break;
+        case O_LISTEN: {
+            int r = parse_listen(optarg, cfg, err);
+            if (r < 0)
+                return r;
+            break;
+        }
+        case O_THREADS:
+            if (mu_parse_i64(optarg, 1, 256, &v) != 0)
+                return mu_err_set(err, MU_EINVAL, "--threads must be a number from 1 to 256");
+            cfg->threads = (unsigned)v;
+            break;
+        case O_VER: printf("mutualisd %s\n", MU_VERSION); return 1;
+        case 'h': usage(stdout); return 1;
+        default:
+            return mu_err_set(err, MU_EINVAL, "unknown or incomplete option %s (see --help)",
+                              argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return mu_err_set(err, MU_EINVAL, "unexpected argument \"%s\" (see --help)",
+                          argv[optind]);
+    if (mu_log_level_parse(cfg->log_level) < 0)
+        return mu_err_set(err, MU_EINVAL, "log level must be error, warn, info or debug");
+    return MU_OK;
+}
+
+void mu_config_clear(struct mu_config *cfg)
+{
+    free(cfg->listen_host);
+    free(cfg->data_dir);
+    free(cfg->policies_dir);
+    free(cfg->log_level);
+    free(cfg->port_file);
+    for (char **p = cfg->server_names; p && *p; p++)
+        free(*p);
+    free(cfg->server_names);
+    memset(cfg, 0, sizeof *cfg);
+}

@@ -1,0 +1,31 @@
+/* mutualisd configuration: defaults that work from a checkout, then an optional JSON file
+ * (--config), then command-line flags, each overriding the previous. */
+#ifndef MU_CONFIG_H
+#define MU_CONFIG_H
+
+#include <stddef.h>
+
+#include "mutualis/err.h"
+
+struct mu_config {
+    char *listen_host;     /* "127.0.0.1" */
+    unsigned port;         /* 8443; 0 picks a free port (tests) */
+    char *data_dir;        /* "./var" */
+    char *policies_dir;    /* "./policies" */
+    char *log_level;       /* "info" */
+    char **server_names;   /* extra certificate names, NULL-terminated */
+    char *port_file;       /* if set, the bound port is written there (tests) */
+    unsigned threads;      /* HTTP thread pool (default: 2 x CPUs, at least 2) */
+    unsigned conn_timeout_s;
+    unsigned conn_limit;
+    size_t body_max;
+    size_t import_body_max;
+    unsigned flush_interval_s; /* token last-use flush and audit head logging (60) */
+};
+
+/* Fills cfg. Returns 0, 1 if --help/--version was printed (exit 0), or MU_EINVAL with a
+ * one-line detail. */
+int mu_config_load(int argc, char **argv, struct mu_config *cfg, struct mu_err *err);
+void mu_config_clear(struct mu_config *cfg);
+
+#endif

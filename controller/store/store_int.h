@@ -1,0 +1,118 @@
+/* Private to store/: the store handle, connections with their statement caches, the
+ * transaction helpers and the pieces the table files share. Nothing outside store/
+ * includes this file (it pulls in sqlite3.h). */
+#ifndef MU_STORE_INT_H
+#define MU_STORE_INT_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+
+#include "store/store.h"
+
+#define ST_CACHE_MAX  128
+#define ST_BUSY_MS    10000
+#define ST_MAC_ZERO   "0000000000000000000000000000000000000000000000000000000000000000"
+
+/* One SQLite connection and its prepared statements, reused by SQL text. A connection is
+ * used by one thread at a time: the writer under st->wmu, a reader by its own thread. */
+struct st_conn {
+    sqlite3 *db;
+    struct mu_store *st;
+    struct st_conn *next; /* readers registry */
+    size_t ncache;
+    struct {
+        char *sql;
+        sqlite3_stmt *stmt;
+    } cache[ST_CACHE_MAX];
+};
+
+struct mu_store {
+    char *path;
+    char *vfs;
+    unsigned char *audit_key;
+    size_t audit_key_len;
+    int schema_version;
+
+    pthread_mutex_t wmu; /* the writer connection and the audit head */
+    struct st_conn w;
+    int64_t head_id; /* committed audit head */
+    char head_mac[65];
+    int64_t tx_head_id; /* audit head inside the open transaction */
+    char tx_head_mac[65];
+
+    pthread_key_t rkey; /* this thread's reader */
+    pthread_mutex_t rmu;
+    struct st_conn *readers;
+};
+
+/* Statement from c's cache (prepared on first use), reset and unbound. NULL with err set
+ * (MU_EIO) on failure. Give it back with st_stmt_done. */
+sqlite3_stmt *st_stmt(struct st_conn *c, const char *sql, struct mu_err *err);
+void st_stmt_done(struct st_conn *c, sqlite3_stmt *s);
+
+/* Maps a SQLite failure to an error: constraint failures become MU_ECONFLICT, the rest
+ * MU_EIO, with "what" and the SQLite message. Returns the code. */
+int st_sql_err(struct st_conn *c, int rc, const char *what, struct mu_err *err);
+/* Steps s until SQLITE_DONE (a write). 0 or the code from st_sql_err. */
+int st_run(struct st_conn *c, sqlite3_stmt *s, const char *what, struct mu_err *err);
+/* Prepares, steps and releases sql with no parameters. */
+int st_exec(struct st_conn *c, const char *sql, const char *what, struct mu_err *err);
+
+/* This thread's read connection, opened on first use. NULL with err set. */
+struct st_conn *st_reader(struct mu_store *st, struct mu_err *err);
+
+/* Locks the writer and runs BEGIN IMMEDIATE. Returns the writer connection, or NULL with
+ * err set (and the lock released). */
+struct st_conn *st_tx_begin(struct mu_store *st, struct mu_err *err);
+/* COMMIT if rc == 0 (a failed COMMIT becomes MU_EIO), ROLLBACK otherwise; unlocks.
+ * Returns the final code. */
+int st_tx_end(struct mu_store *st, int rc, struct mu_err *err);
+
+/* Binding and column helpers: NULL strings bind and read as SQL NULL; 0 ids as NULL. */
+int st_bind_str(sqlite3_stmt *s, int i, const char *v);
+int st_bind_id(sqlite3_stmt *s, int i, int64_t id);
+char *st_col_str(sqlite3_stmt *s, int i);
+
+/* "/1/5/" -> "/1/50": the exclusive upper bound of the subtree range. Caller frees. */
+char *st_path_upper(const char *path);
+
+/* audit.c: appends an entry inside the open transaction (writer held). tenant_id and
+ * target, when given (> 0 / non-NULL), fill in what rec leaves empty (an id known only
+ * after the insert); detail likewise. rec NULL: nothing to do. */
+int st_audit_append_tx(struct mu_store *st, const struct mu_audit_rec *rec, int64_t tenant_id,
+                       const char *target, const char *detail, struct mu_err *err);
+/* Loads the head (last id and mac) at open. */
+int st_audit_load_head(struct mu_store *st, struct mu_err *err);
+
+/* migrations.c */
+extern const char *const st_migrations[];
+extern const size_t st_migrations_n;
+
+/* tenants.c, shared with the import. All run inside a transaction on the writer. */
+struct st_tenant_loc {
+    int64_t id;
+    char *path;
+    int depth;
+    char *name;
+};
+void st_tenant_loc_clear(struct st_tenant_loc *l);
+/* Path, depth and name of tenant id. MU_ENOTFOUND when absent, without touching err (the
+ * caller knows whether that is a 404 or a bad parent). */
+int st_tenant_locate(struct st_conn *c, int64_t id, struct st_tenant_loc *ret,
+                     struct mu_err *err);
+/* SIREN and commune INSEE uniqueness against every tenant but self_id. */
+int st_tenant_check_unique(struct st_conn *c, const struct mu_tenant *t, int64_t self_id,
+                           struct mu_err *err);
+int st_tenant_insert_tx(struct st_conn *c, const struct mu_tenant *t, int64_t now,
+                        int64_t *ret_id, char **ret_path, struct mu_err *err);
+int st_tenant_move_tx(struct st_conn *c, int64_t id, int64_t new_parent_id, int64_t now,
+                      struct mu_err *err);
+/* Writes every field but id, parent, path, depth and created (update and import). */
+int st_tenant_write_fields(struct st_conn *c, const struct mu_tenant *t, int64_t now,
+                           struct mu_err *err);
+void st_tenant_from_row(sqlite3_stmt *s, struct mu_tenant *t);
+#define ST_TENANT_COLS                                                                             \
+    "id, parent_id, name, kind, epci_form, siren, insee, dept, region, population, "              \
+    "contact_name, contact_email, contact_phone, status, depth, created_ms, updated_ms"
+
+#endif

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and starts mutualisd on its embedded SQLite under ./var,
+# then prints the URL and the operator token. `./scripts/run.sh stop` stops it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+VAR=${MU_DATA_DIR:-$ROOT/var}
+LISTEN=${MU_LISTEN:-127.0.0.1:8443}
+PIDFILE=$VAR/mutualisd.pid
+
+stop() {
+    if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
+        kill -TERM "$(cat "$PIDFILE")"
+        for _ in $(seq 1 100); do
+            kill -0 "$(cat "$PIDFILE")" 2>/dev/null || break
+            sleep 0.1
+        done
+        echo "mutualisd stopped"
+    fi
+    rm -f "$PIDFILE"
+}
+
+if [ "${1:-}" = "stop" ]; then
+    stop
+    exit 0
+fi
+
+./scripts/install-deps.sh run
+cmake -S . -B build/run -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMU_WERROR=OFF >/dev/null
+cmake --build build/run -j"$(nproc)" --target mutualisd mutualis
+
+stop
+mkdir -p "$VAR"
+"$ROOT/build/run/mutualisd" --data-dir "$VAR" --listen "$LISTEN" --policies "$ROOT/policies" \
+    >>"$VAR/mutualisd.log" 2>&1 &
+echo $! >"$PIDFILE"
+for _ in $(seq 1 100); do
+    [ -s "$VAR/bootstrap-token" ] && break
+    kill -0 "$(cat "$PIDFILE")" 2>/dev/null || { tail -5 "$VAR/mutualisd.log"; exit 1; }
+    sleep 0.1
+done
+sleep 0.3
+kill -0 "$(cat "$PIDFILE")" 2>/dev/null || { tail -5 "$VAR/mutualisd.log"; exit 1; }
+
+HOSTPORT=${LISTEN/#0.0.0.0/127.0.0.1}
+cat <<EOT
+mutualisd is running (pid $(cat "$PIDFILE"), log $VAR/mutualisd.log)
+
+  URL:            https://$HOSTPORT
+  operator token: $(cat "$VAR/bootstrap-token")
+  CA certificate: $VAR/pki/ca.pem
+
+Use the CLI:
+  export MUTUALIS_URL=https://$HOSTPORT
+  export MUTUALIS_TOKEN=\$(cat $VAR/bootstrap-token)
+  export MUTUALIS_CA=$VAR/pki/ca.pem
+  $ROOT/build/run/mutualis whoami
+
+Stop it with: ./scripts/run.sh stop
+EOT

@@ -1,0 +1,176 @@
+"""Authorization matrix: every route of the router's own table (read from the OpenAPI
+document, which is generated from it) against every persona. The expected answer is
+derived from policies/rbac.json and the tenant tree, not from the implementation:
+
+  public route → 200; no / expired / revoked token → 401; role not named for the action
+  → 403; target outside the caller's subtree → 404; otherwise success (2xx).
+
+A route without a sample request below fails the test, so a new route cannot slip in
+untested. Another tenant's data always answers 404, never 403.
+"""
+import json
+import os
+import sys
+import time
+import itertools
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import Controller, Failure, SRC, run  # noqa: E402
+
+counter = itertools.count(1)
+
+
+def uniq(prefix):
+    return f"{prefix}{next(counter)}"
+
+
+def main(res):
+    ctl = Controller().start()
+    try:
+        body(ctl, res)
+    finally:
+        ctl.stop()
+        ctl.cleanup()
+
+
+def must(r, status, what):
+    if r.status != status:
+        raise Failure(f"setup {what}: expected {status}, got {r!r}")
+    return r.json
+
+
+def body(ctl, res):
+    op = ctl.token
+    rq = ctl.request
+
+    def mk_tenant(parent, kind="other", **kw):
+        b = {"name": uniq("Tenant "), "kind": kind}
+        if parent:
+            b["parent_id"] = parent
+        b.update(kw)
+        return must(rq("POST", "/v1/tenants", b), 201, "create tenant")["id"]
+
+    S = mk_tenant(None, "syndicat")
+    E = mk_tenant(S, "epci", epci_form="CC")
+    C1 = mk_tenant(E, "commune", insee="01001")
+    C2 = mk_tenant(E, "commune", insee="01002")
+
+    def mk_user(role, tenant=None):
+        b = {"name": uniq("user-"), "role": role}
+        if tenant:
+            b["tenant_id"] = tenant
+        return must(rq("POST", "/v1/users", b), 201, "create user")["id"]
+
+    def mk_token(user_id, expires=None):
+        b = {"name": uniq("tok-"), "user_id": user_id}
+        if expires:
+            b["expires_at"] = expires
+        j = must(rq("POST", "/v1/tokens", b), 201, "create token")
+        return j["secret"], j["id"]
+
+    obs_tok, _ = mk_token(mk_user("observer"))
+    ea_tok, _ = mk_token(mk_user("tenant-admin", E))
+    er_tok, _ = mk_token(mk_user("tenant-reader", E))
+    ca_tok, _ = mk_token(mk_user("tenant-admin", C1))
+    soon = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 2))
+    exp_tok, _ = mk_token(mk_user("operator"), expires=soon)
+    rev_tok, rev_id = mk_token(mk_user("operator"))
+    must(rq("DELETE", f"/v1/tokens/{rev_id}"), 204, "revoke token")
+
+    # persona: (name, token, role, target tenant, target in caller's scope)
+    personas = [
+        ("operator", op, "operator", E, True),
+        ("observer", obs_tok, "observer", E, True),
+        ("tenant-admin", ea_tok, "tenant-admin", E, True),
+        ("tenant-reader", er_tok, "tenant-reader", E, True),
+        ("epci-admin-on-member", ea_tok, "tenant-admin", C1, True),
+        ("commune-admin-on-epci", ca_tok, "tenant-admin", E, False),
+        ("commune-admin-on-sibling", ca_tok, "tenant-admin", C2, False),
+        ("no-token", None, None, E, False),
+        ("expired-token", exp_tok, None, E, False),
+        ("revoked-token", rev_tok, None, E, False),
+    ]
+    time.sleep(2.2)  # let the expired token expire
+
+    with open(os.path.join(SRC, "policies", "rbac.json")) as f:
+        policy = json.load(f)["actions"]
+
+    # Sample requests: route key → function(target) → (path, body, targeted)
+    def leaf(target):
+        return mk_tenant(target)
+
+    samples = {
+        "GET /v1/health": lambda t: ("/v1/health", None, False),
+        "GET /v1/openapi.json": lambda t: ("/v1/openapi.json", None, False),
+        "GET /v1/whoami": lambda t: ("/v1/whoami", None, False),
+        "GET /v1/tenants": lambda t: (f"/v1/tenants?subtree={t}", None, False),
+        "POST /v1/tenants": lambda t: ("/v1/tenants", {"name": uniq("New "), "kind": "other",
+                                                       "parent_id": t}, True),
+        "POST /v1/tenants/import": lambda t: ("/v1/tenants/import",
+                                              {"parent_id": t, "epci": [], "communes": []}, True),
+        "GET /v1/tenants/{id}": lambda t: (f"/v1/tenants/{t}", None, True),
+        "PATCH /v1/tenants/{id}": lambda t: (f"/v1/tenants/{t}", {"population": 1234}, True),
+        "DELETE /v1/tenants/{id}": lambda t: (f"/v1/tenants/{leaf(t)}", None, True),
+        "POST /v1/tenants/{id}/move": lambda t: (f"/v1/tenants/{leaf(t)}/move", {"parent_id": t},
+                                                 True),
+        "GET /v1/users": lambda t: ("/v1/users", None, False),
+        "POST /v1/users": lambda t: ("/v1/users", {"name": uniq("nu-"), "role": "tenant-reader",
+                                                   "tenant_id": t}, True),
+        "GET /v1/users/{id}": lambda t: (f"/v1/users/{mk_user('tenant-reader', t)}", None, True),
+        "PATCH /v1/users/{id}": lambda t: (f"/v1/users/{mk_user('tenant-reader', t)}",
+                                           {"display_name": "Mme Dupont"}, True),
+        "DELETE /v1/users/{id}": lambda t: (f"/v1/users/{mk_user('tenant-reader', t)}", None, True),
+        "GET /v1/tokens": lambda t: ("/v1/tokens", None, False),
+        "POST /v1/tokens": lambda t: ("/v1/tokens", {"name": uniq("self-")}, False),
+        "DELETE /v1/tokens/{id}": lambda t: (
+            f"/v1/tokens/{mk_token(mk_user('tenant-reader', t))[1]}", None, True),
+        "GET /v1/audit": lambda t: ("/v1/audit?limit=5", None, False),
+        "POST /v1/audit/verify": lambda t: ("/v1/audit/verify", {}, False),
+    }
+    # Documented refinements of the generic rule (handlers narrow what the policy allows):
+    # revoking another user's token needs operator, or tenant-admin over that user.
+    overrides = {
+        ("DELETE /v1/tokens/{id}", "observer"): 404,
+        ("DELETE /v1/tokens/{id}", "tenant-reader"): 404,
+    }
+
+    doc = must(rq("GET", "/v1/openapi.json", token=None), 200, "openapi")
+    routes = []
+    for path, ops in doc["paths"].items():
+        for method, opdoc in ops.items():
+            routes.append((method.upper(), path, opdoc))
+    res.check(len(routes) >= len(samples) - 0, f"openapi lists {len(routes)} routes")
+    missing = [f"{m} {p}" for m, p, _ in routes if f"{m} {p}" not in samples]
+    res.check(not missing, f"every route has a sample request (missing: {missing})")
+
+    checked = 0
+    for method, path, opdoc in routes:
+        key = f"{method} {path}"
+        action = opdoc.get("x-mutualis-action")
+        public = "security" in opdoc and opdoc["security"] == []
+        for pname, tok, role, target, in_scope in personas:
+            rpath, rbody, targeted = samples[key](target)
+            if public:
+                want = 200
+            elif role is None:
+                want = 401
+            elif role not in policy.get(action, []):
+                want = 403
+            elif targeted and not in_scope:
+                want = 404
+            else:
+                want = overrides.get((key, pname), "2xx")
+            r = rq(method, rpath, rbody, token=tok)
+            ok = (200 <= r.status < 300) if want == "2xx" else r.status == want
+            if not ok:
+                print(f"     got {r!r}")
+            if r.status >= 400:
+                ok = ok and r.headers.get("content-type", "").startswith("application/problem+json") \
+                    and bool(r.json and r.json.get("detail"))
+            res.check(ok, f"{key:32} as {pname:26} → {want}")
+            checked += 1
+    res.check(checked == len(routes) * len(personas), f"{checked} route × persona cases")
+
+
+if __name__ == "__main__":
+    sys.exit(run(main))
