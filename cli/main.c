@@ -182,9 +182,12 @@ static int parse_globals(struct mu_cli *cli, int from, int to, char **argv, bool
     if (mu_cli_args_parse(top_opts, MU_ARRAY_LEN(top_opts), to - from, argv + from, cli, &a, msg,
                           sizeof(msg)) < 0)
         return mu_cli_usage_error(cli, "%s", msg);
+    int r = MU_CLI_EXIT_OK;
+    if (a.npos > 0 && !cli->help)
+        r = mu_cli_usage_error(cli, "unexpected argument '%.60s'", a.pos[0]);
     *ret_version = !cli->help && mu_cli_arg_set(&a, "--version");
     mu_cli_args_free(&a);
-    return MU_CLI_EXIT_OK;
+    return r;
 }
 
 static int dispatch(struct mu_cli *cli, int argc, char **argv)
