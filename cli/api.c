@@ -15,18 +15,20 @@ static const char *reason_phrase(long status)
         long status;
         const char *text;
     } phrases[] = {
-        {400, "bad request"},          {401, "authentication required"},
-        {403, "forbidden"},            {404, "not found"},
-        {405, "method not allowed"},   {409, "conflict"},
-        {413, "request too large"},    {415, "unsupported media type"},
-        {422, "invalid value"},        {429, "too many requests"},
-        {500, "server error"},         {502, "bad gateway"},
-        {503, "service unavailable"},  {504, "gateway timeout"},
+        {400, "bad request"},         {401, "authentication required"},
+        {403, "forbidden"},           {404, "not found"},
+        {405, "method not allowed"},  {409, "conflict"},
+        {413, "request too large"},   {415, "unsupported media type"},
+        {422, "invalid value"},       {429, "too many requests"},
+        {500, "server error"},        {502, "bad gateway"},
+        {503, "service unavailable"}, {504, "gateway timeout"},
     };
     for (size_t i = 0; i < MU_ARRAY_LEN(phrases); i++) {
         if (phrases[i].status == status)
             return phrases[i].text;
     }
+    if (status >= 300 && status <= 399)
+        return "the server answered with a redirect, which is not followed; check MUTUALIS_URL";
     return status >= 500 ? "server error" : "request refused";
 }
 
@@ -59,8 +61,7 @@ char *mu_cli_problem_line(long status, const char *body, size_t len, const char 
     return line;
 }
 
-cJSON *mu_cli_json_parse(const char *buf, size_t len, const char *origin, char *msg,
-                         size_t msglen)
+cJSON *mu_cli_json_parse(const char *buf, size_t len, const char *origin, char *msg, size_t msglen)
 {
     struct mu_err err = {0};
     cJSON *doc = mu_json_parse(buf, len, origin, &err);
@@ -80,8 +81,8 @@ int mu_cli_fail(const char *fmt, ...)
     return MU_CLI_EXIT_FAIL;
 }
 
-int mu_cli_api_raw(const struct mu_cli *cli, const char *method, const char *path,
-                   const char *body, size_t body_len, long timeout_s, cJSON **ret_json)
+int mu_cli_api_raw(const struct mu_cli *cli, const char *method, const char *path, const char *body,
+                   size_t body_len, long timeout_s, cJSON **ret_json)
 {
     struct mu_cli_http_resp resp = {0};
     char msg[1024];
@@ -118,6 +119,9 @@ int mu_cli_api(const struct mu_cli *cli, const char *method, const char *path, c
                cJSON **ret_json)
 {
     MU_AUTOFREE char *text = body ? mu_json_print(body) : NULL;
-    return mu_cli_api_raw(cli, method, path, text, text ? strlen(text) : 0, MU_CLI_TIMEOUT_S,
-                          ret_json);
+    size_t len = text ? strlen(text) : 0;
+    int r = mu_cli_api_raw(cli, method, path, text, len, MU_CLI_TIMEOUT_S, ret_json);
+    if (text)
+        explicit_bzero(text, len); /* it may hold a password */
+    return r;
 }

@@ -9,13 +9,11 @@
 
 /* The global flags, accepted before the command and among its own flags. */
 static const struct mu_cli_opt global_opts[] = {
-    {"--url", MU_CLI_OPT_STR, "URL", "server address (env MUTUALIS_URL, default " MU_CLI_DEFAULT_URL ")",
-     false, NULL, 0, 0},
-    {"--token", MU_CLI_OPT_STR, "TOKEN", "API token (env MUTUALIS_TOKEN)", false, NULL, 0, 0},
-    {"--ca", MU_CLI_OPT_STR, "FILE",
-     "PEM file of the CA that signed the server certificate (env MUTUALIS_CA; default: system "
-     "trust)",
-     false, NULL, 0, 0},
+    {"--url", MU_CLI_OPT_STR, "URL", "server address (MUTUALIS_URL; " MU_CLI_DEFAULT_URL ")", false,
+     NULL, 0, 0},
+    {"--token", MU_CLI_OPT_STR, "TOKEN", "API token (MUTUALIS_TOKEN)", false, NULL, 0, 0},
+    {"--ca", MU_CLI_OPT_STR, "FILE", "CA of the server, PEM (MUTUALIS_CA; system trust)", false,
+     NULL, 0, 0},
     {"--json", MU_CLI_OPT_FLAG, NULL, "print the server's answer as JSON", false, NULL, 0, 0},
     {"--help", MU_CLI_OPT_FLAG, NULL, "show help (also -h)", false, NULL, 0, 0},
 };
@@ -45,8 +43,8 @@ static void choices_text(const char *const *choices, char *out, size_t outlen)
 }
 
 /* Checks one value against its flag's type and stores it. 0 or -1 with msg. */
-static int store_value(const struct mu_cli_opt *o, const char *v, struct mu_cli_val *val,
-                       char *msg, size_t msglen)
+static int store_value(const struct mu_cli_opt *o, const char *v, struct mu_cli_val *val, char *msg,
+                       size_t msglen)
 {
     int64_t n = 0;
     if (*v == '\0') {
@@ -70,8 +68,9 @@ static int store_value(const struct mu_cli_opt *o, const char *v, struct mu_cli_
         break;
     case MU_CLI_OPT_INT:
         if (mu_parse_i64(v, o->min, o->max, &n) < 0) {
-            snprintf(msg, msglen, "%s must be an integer between %" PRId64 " and %" PRId64
-                     ", not '%.40s'", o->name, o->min, o->max, v);
+            snprintf(msg, msglen,
+                     "%s must be an integer between %" PRId64 " and %" PRId64 ", not '%.40s'",
+                     o->name, o->min, o->max, v);
             return -1;
         }
         break;
@@ -104,25 +103,18 @@ static int store_value(const struct mu_cli_opt *o, const char *v, struct mu_cli_
     return 0;
 }
 
-static void store_global(size_t idx, const char *v, struct mu_cli *cli)
+static void store_global(const struct mu_cli_opt *o, const char *v, struct mu_cli *cli)
 {
-    switch (idx) {
-    case 0:
+    if (strcmp(o->name, "--url") == 0)
         cli->url = v;
-        break;
-    case 1:
+    else if (strcmp(o->name, "--token") == 0)
         cli->token = v;
-        break;
-    case 2:
+    else if (strcmp(o->name, "--ca") == 0)
         cli->ca = v;
-        break;
-    case 3:
+    else if (strcmp(o->name, "--json") == 0)
         cli->json = true;
-        break;
-    default:
+    else
         cli->help = true;
-        break;
-    }
 }
 
 static bool wants_help(int argc, char **argv)
@@ -146,7 +138,7 @@ int mu_cli_args_parse(const struct mu_cli_opt *opts, size_t nopts, int argc, cha
     msg[0] = '\0';
     a.vals = mu_xcalloc(nopts ? nopts : 1, sizeof(*a.vals));
     a.pos = mu_xcalloc((size_t)argc + 1, sizeof(*a.pos));
-    if (wants_help(argc, argv)) {
+    if (cli->help || wants_help(argc, argv)) { /* help was asked before the command too */
         cli->help = true;
         *ret = a;
         return 0;
@@ -200,7 +192,7 @@ int mu_cli_args_parse(const struct mu_cli_opt *opts, size_t nopts, int argc, cha
             goto fail;
         if (global) {
             global_seen[idx] = true;
-            store_global(idx, v, cli);
+            store_global(o, v, cli);
         }
     }
     for (size_t k = 0; k < nopts; k++) {

@@ -1,10 +1,11 @@
 /* The mutualis command line client: the contract shared by its files.
  *
- * Reading order: main.c (global flags, dispatch), args.c (flag tables and their parser),
- * api.c (one request to mutualisd, problem+json errors), http.c (the only file that sees
- * libcurl), query.c (query strings), output.c (tables, fields, JSON), then one cmd_*.c file
- * per resource. A command is a row of a table: its name, its flags, its positional
- * arguments and a run function; the parser checks every argument before any request. */
+ * Reading order: main.c (global flags, dispatch table), args.c (flag tables and their
+ * parser), api.c (one request to mutualisd, problem+json errors), http.c (the only file
+ * that sees libcurl), query.c (query strings), output.c (tables, fields, JSON), resource.c
+ * (lists, objects, deletions), then one cmd_*.c file per resource. A command is a row of a
+ * table: its name, its flags, its positional arguments and a run function; the parser
+ * checks every argument before any request is sent. */
 #ifndef MU_CLI_H
 #define MU_CLI_H
 
@@ -23,10 +24,10 @@ enum mu_cli_exit {
     MU_CLI_EXIT_BROKEN = 3, /* audit verify: the chain is broken */
 };
 
-#define MU_CLI_DEFAULT_URL    "https://127.0.0.1:8443"
-#define MU_CLI_ANSWER_MAX     ((size_t)64 << 20)  /* answers larger than this are refused */
-#define MU_CLI_IMPORT_FILE_MAX ((size_t)256 << 20) /* epci.json / communes.json */
-#define MU_CLI_TIMEOUT_S      60L
+#define MU_CLI_DEFAULT_URL      "https://127.0.0.1:8443"
+#define MU_CLI_ANSWER_MAX       ((size_t)64 << 20)  /* answers larger than this are refused */
+#define MU_CLI_IMPORT_FILE_MAX  ((size_t)256 << 20) /* epci.json / communes.json */
+#define MU_CLI_TIMEOUT_S        60L
 #define MU_CLI_IMPORT_TIMEOUT_S 300L
 
 /* Global settings, from the environment then the global flags. Strings are borrowed from
@@ -100,6 +101,9 @@ int mu_cli_parse_id(const char *s, const char *what, int64_t *ret, char *msg, si
 void mu_cli_args_help(struct mu_buf *out, const struct mu_cli_opt *opts, size_t nopts);
 /* Help lines of the global flags. */
 void mu_cli_args_help_global(struct mu_buf *out);
+/* Prints "mutualis tenant create: msg (try 'mutualis tenant create --help')" on stderr;
+ * returns MU_CLI_EXIT_USAGE. */
+int mu_cli_usage_error(const struct mu_cli *cli, const char *fmt, ...) MU_PRINTF(2, 3);
 
 /* ---- commands ------------------------------------------------------------------------- */
 
@@ -128,10 +132,9 @@ extern const struct mu_cli_group mu_cli_group_audit;
 extern const struct mu_cli_cmd mu_cli_cmd_health;
 extern const struct mu_cli_cmd mu_cli_cmd_whoami;
 
-/* Prints "mutualis ...: msg (try '... --help')" on stderr; returns MU_CLI_EXIT_USAGE. */
-int mu_cli_usage_error(const struct mu_cli *cli, const char *fmt, ...) MU_PRINTF(2, 3);
-/* Prints "mutualis: msg" on stderr; returns MU_CLI_EXIT_FAIL. */
-int mu_cli_fail(const char *fmt, ...) MU_PRINTF(1, 2);
+/* cmd_audit.c: parses "ID:MAC" (id >= 1, MAC even-length hex up to 128 digits); *ret_mac
+ * points into s. 0 or -1. */
+int mu_cli_parse_head(const char *s, int64_t *ret_id, const char **ret_mac);
 
 /* ---- api.c: one request to mutualisd ---------------------------------------------------- */
 
@@ -139,17 +142,18 @@ int mu_cli_fail(const char *fmt, ...) MU_PRINTF(1, 2);
  * verbatim as JSON; NULL for none), waits at most timeout_s seconds. On a 2xx answer returns
  * MU_CLI_EXIT_OK and *ret_json (NULL for an empty answer such as 204; the caller frees it).
  * Otherwise prints the one error line on stderr and returns MU_CLI_EXIT_FAIL. */
-int mu_cli_api_raw(const struct mu_cli *cli, const char *method, const char *path,
-                   const char *body, size_t body_len, long timeout_s, cJSON **ret_json);
+int mu_cli_api_raw(const struct mu_cli *cli, const char *method, const char *path, const char *body,
+                   size_t body_len, long timeout_s, cJSON **ret_json);
 /* Same with a cJSON body (borrowed; NULL for none) and the default timeout. */
 int mu_cli_api(const struct mu_cli *cli, const char *method, const char *path, const cJSON *body,
                cJSON **ret_json);
 /* The error line for a non-2xx answer, without the "mutualis: " prefix: the problem's
  * detail (or title, or the HTTP reason) then "(HTTP 404, request ID)". Pure; caller frees. */
 char *mu_cli_problem_line(long status, const char *body, size_t len, const char *request_id);
+/* Prints "mutualis: msg" on stderr; returns MU_CLI_EXIT_FAIL. */
+int mu_cli_fail(const char *fmt, ...) MU_PRINTF(1, 2);
 /* Strict parse of a JSON text (mu_json_parse); NULL with a message in msg naming origin. */
-cJSON *mu_cli_json_parse(const char *buf, size_t len, const char *origin, char *msg,
-                         size_t msglen);
+cJSON *mu_cli_json_parse(const char *buf, size_t len, const char *origin, char *msg, size_t msglen);
 
 /* ---- http.c: the transport (libcurl) ------------------------------------------------- */
 
@@ -164,9 +168,9 @@ void mu_cli_http_init(void);
 void mu_cli_http_cleanup(void);
 /* One HTTPS exchange. Returns 0 with ret filled (any status), or -1 with a one-line
  * reason and hint in msg (connection refused, TLS verification, timeout, answer too big). */
-int mu_cli_http_do(const struct mu_cli *cli, const char *method, const char *path,
-                   const char *body, size_t body_len, long timeout_s,
-                   struct mu_cli_http_resp *ret, char *msg, size_t msglen);
+int mu_cli_http_do(const struct mu_cli *cli, const char *method, const char *path, const char *body,
+                   size_t body_len, long timeout_s, struct mu_cli_http_resp *ret, char *msg,
+                   size_t msglen);
 void mu_cli_http_resp_free(struct mu_cli_http_resp *r);
 
 /* ---- query.c: query strings ------------------------------------------------------------ */
@@ -202,14 +206,16 @@ void mu_cli_print_table(const struct mu_cli_col *cols, size_t ncols, const cJSON
 void mu_cli_print_fields(const struct mu_cli_col *cols, size_t ncols, const cJSON *obj);
 void mu_cli_print_json(const cJSON *node);
 
-/* ---- list.c: paginated lists --------------------------------------------------------- */
+/* ---- resource.c: the shapes of answers --------------------------------------------------- */
 
 /* The flags every list command declares (mu_cli_list reads them). */
-#define MU_CLI_LIST_OPTS                                                                       \
-    {"--limit", MU_CLI_OPT_INT, "N", "items per page (1..1000, server default 100)", false,    \
-     NULL, 1, 1000},                                                                           \
-        {"--after", MU_CLI_OPT_ID, "ID", "start after this id", false, NULL, 0, 0},            \
-        {"--all", MU_CLI_OPT_FLAG, NULL, "follow the pages to the end", false, NULL, 0, 0}
+/* clang-format off */
+#define MU_CLI_LIST_OPTS                                                                           \
+    {"--limit", MU_CLI_OPT_INT, "N", "items per page (1..1000, server default 100)", false, NULL,  \
+     1, 1000},                                                                                     \
+    {"--after", MU_CLI_OPT_ID, "ID", "start after this id", false, NULL, 0, 0},                    \
+    {"--all", MU_CLI_OPT_FLAG, NULL, "follow the pages to the end", false, NULL, 0, 0}
+/* clang-format on */
 
 /* GETs base (a path with its filters as a query string, without limit/after), applying
  * --limit and --after from a, and prints the items (table, or JSON with --json). With --all,
@@ -218,5 +224,11 @@ void mu_cli_print_json(const cJSON *node);
  * messages ("tenants"). Returns an exit status. */
 int mu_cli_list(const struct mu_cli *cli, const char *base, const struct mu_cli_args *a,
                 const char *what, const struct mu_cli_col *cols, size_t ncols);
+/* Sends method path with body (borrowed, NULL for none), expects one object and prints it
+ * as fields (or JSON). Returns an exit status. */
+int mu_cli_object(const struct mu_cli *cli, const char *method, const char *path, const cJSON *body,
+                  const struct mu_cli_col *cols, size_t ncols);
+/* Sends DELETE path and prints done ("deleted tenant 12"), nothing with --json. */
+int mu_cli_delete(const struct mu_cli *cli, const char *path, const char *done);
 
 #endif

@@ -8,38 +8,18 @@ static const struct mu_cli_col health_cols[] = {
 };
 
 static const struct mu_cli_col whoami_cols[] = {
-    {"user", "user", 0},   {"user id", "user_id", 0},   {"role", "role", 0},
+    {"user", "user", 0},        {"user id", "user_id", 0},   {"role", "role", 0},
     {"tenant", "tenant_id", 0}, {"token id", "token_id", 0},
 };
 
-/* GET path and print the object as fields (or JSON). */
-static int show(struct mu_cli *cli, const char *path, const struct mu_cli_col *cols,
-                size_t ncols)
-{
-    cJSON *doc = NULL;
-    int r = mu_cli_api(cli, "GET", path, NULL, &doc);
-    if (r != MU_CLI_EXIT_OK)
-        return r;
-    if (!cJSON_IsObject(doc)) {
-        cJSON_Delete(doc);
-        return mu_cli_fail("unexpected answer from GET %s: not a JSON object", path);
-    }
-    if (cli->json)
-        mu_cli_print_json(doc);
-    else
-        mu_cli_print_fields(cols, ncols, doc);
-    cJSON_Delete(doc);
-    return MU_CLI_EXIT_OK;
-}
-
 static int run_health(struct mu_cli *cli, const struct mu_cli_args *a)
 {
-    return show(cli, "/v1/health", health_cols, MU_ARRAY_LEN(health_cols));
+    return mu_cli_object(cli, "GET", "/v1/health", NULL, health_cols, MU_ARRAY_LEN(health_cols));
 }
 
 static int run_whoami(struct mu_cli *cli, const struct mu_cli_args *a)
 {
-    return show(cli, "/v1/whoami", whoami_cols, MU_ARRAY_LEN(whoami_cols));
+    return mu_cli_object(cli, "GET", "/v1/whoami", NULL, whoami_cols, MU_ARRAY_LEN(whoami_cols));
 }
 
 const struct mu_cli_cmd mu_cli_cmd_health = {

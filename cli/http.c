@@ -111,9 +111,9 @@ static void describe_failure(const struct mu_cli *cli, CURLcode rc, const char *
              cli->url, reason, cli->url);
 }
 
-int mu_cli_http_do(const struct mu_cli *cli, const char *method, const char *path,
-                   const char *body, size_t body_len, long timeout_s,
-                   struct mu_cli_http_resp *ret, char *msg, size_t msglen)
+int mu_cli_http_do(const struct mu_cli *cli, const char *method, const char *path, const char *body,
+                   size_t body_len, long timeout_s, struct mu_cli_http_resp *ret, char *msg,
+                   size_t msglen)
 {
     char errbuf[CURL_ERROR_SIZE] = "";
     struct sink s = {.request_id = ""};
@@ -124,8 +124,8 @@ int mu_cli_http_do(const struct mu_cli *cli, const char *method, const char *pat
     while (urllen > 0 && cli->url[urllen - 1] == '/')
         urllen--;
     MU_AUTOFREE char *url = mu_xasprintf("%.*s%s", (int)urllen, cli->url, path);
-    MU_AUTOFREE char *auth = cli->token ? mu_xasprintf("Authorization: Bearer %s", cli->token)
-                                        : NULL;
+    MU_AUTOFREE char *auth =
+        cli->token ? mu_xasprintf("Authorization: Bearer %s", cli->token) : NULL;
     mu_buf_init(&s.body);
 
     CURL *h = curl_easy_init();

@@ -3,6 +3,7 @@
  * runs it. See cli.h for the tour of the other files. */
 #include "cli.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,8 +58,8 @@ static void print_footer(struct mu_buf *b)
 {
     mu_buf_puts(b, "\nGlobal flags (anywhere on the line):\n");
     mu_cli_args_help_global(b);
-    mu_buf_puts(b, "\nExit status: 0 done, 1 refused by the server or unreachable, 2 bad command "
-                   "line (nothing sent), 3 audit chain broken.\n");
+    mu_buf_puts(b, "\nExit status: 0 done; 1 refused by the server, or unreachable; 2 bad command "
+                   "line or\nsetting (nothing was sent); 3 audit chain broken.\n");
 }
 
 static void emit_help(struct mu_buf *b)
@@ -124,29 +125,38 @@ static void help_cmd(const struct mu_cli *cli, const struct mu_cli_cmd *c)
     emit_help(&b);
 }
 
+/* A bad setting: one line, exit 2, nothing sent. */
+static int setting_error(const char *fmt, ...) MU_PRINTF(1, 2);
+static int setting_error(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("mutualis: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs("\n", stderr);
+    return MU_CLI_EXIT_USAGE;
+}
+
 /* Checks the settings before anything is sent. */
-static int check_settings(struct mu_cli *cli)
+static int check_settings(const struct mu_cli *cli)
 {
     if (strncasecmp(cli->url, "https://", 8) != 0 || cli->url[8] == '\0')
-        return mu_cli_usage_error(cli, "the server address must start with https:// (got '%.80s'; "
-                                       "set MUTUALIS_URL or --url)",
-                                  cli->url);
+        return setting_error("the server address must start with https:// (got '%.80s'); "
+                             "check MUTUALIS_URL or --url",
+                             cli->url);
     for (const char *p = cli->url; *p; p++) {
         if ((unsigned char)*p <= ' ' || *p == 0x7F)
-            return mu_cli_usage_error(cli, "the server address contains a space or a control "
-                                           "character");
+            return setting_error("the server address contains a space or a control character; "
+                                 "check MUTUALIS_URL or --url");
     }
-    if (cli->token) {
-        for (const char *p = cli->token; *p; p++) {
-            if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7F)
-                return mu_cli_usage_error(cli, "the token contains a space or a character that "
-                                               "is not printable ASCII (check MUTUALIS_TOKEN "
-                                               "or --token)");
-        }
+    for (const char *p = cli->token ? cli->token : ""; *p; p++) {
+        if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7F)
+            return setting_error("the token contains a space or a character that is not "
+                                 "printable ASCII; check MUTUALIS_TOKEN or --token");
     }
     if (cli->ca && access(cli->ca, R_OK) != 0)
-        return mu_cli_usage_error(cli, "cannot read the CA file %s (MUTUALIS_CA or --ca): %m",
-                                  cli->ca);
+        return setting_error("cannot read the CA file %s: %m; check MUTUALIS_CA or --ca", cli->ca);
     return MU_CLI_EXIT_OK;
 }
 

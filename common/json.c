@@ -20,6 +20,11 @@
 /* Objects with more keys than this are checked for duplicates by sorting. */
 #define DUP_LINEAR_MAX 16
 
+/* The largest magnitude accepted: a little under DBL_MAX, because cJSON prints numbers
+ * with 15 significant digits when that is close enough, and DBL_MAX printed that way
+ * (1.79769313486232e+308) no longer fits in a double: printed trees must parse again. */
+#define NUMBER_MAX_ABS 1.79769313486231e308
+
 /* cJSON copies at most this many characters of a number before calling strtod. */
 #define NUMBER_MAX_CHARS 63
 
@@ -89,17 +94,25 @@ static int fail_at(struct mu_err *err, const char *origin, const unsigned char *
     return json_fail(err, NULL, "%s: line %zu, column %zu: %s", origin, line, col, what);
 }
 
-/* Quotes s for a message: escapes quotes, backslashes and controls, keeps at most about
- * max bytes (never cutting a UTF-8 sequence) and marks the cut with "...". */
+static size_t utf8_seq(const unsigned char *p, size_t n);
+
+/* Quotes s (n bytes) for a message: escapes quotes, backslashes, controls and stray bytes,
+ * keeps about max bytes of it without cutting a UTF-8 sequence, and marks a cut "...". */
 static void quote_text(const char *s, size_t n, char *out, size_t outlen, size_t max)
 {
+    const unsigned char *p = (const unsigned char *)s;
     size_t o = 0;
-    if (outlen < 8)
+    if (outlen < 12) {
+        if (outlen > 0)
+            out[0] = '\0';
         return;
+    }
     out[o++] = '"';
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (o + 8 >= outlen || (i >= max && (c & 0xC0) != 0x80)) {
+    for (size_t i = 0; i < n;) {
+        unsigned char c = p[i];
+        size_t k = c < 0x80 ? 1 : utf8_seq(p + i, n - i);
+        /* Room for this piece (at most 6 bytes), then "...", the quote and the NUL. */
+        if (i >= max || o + 6 + 5 > outlen) {
             memcpy(out + o, "...", 3);
             o += 3;
             break;
@@ -107,15 +120,19 @@ static void quote_text(const char *s, size_t n, char *out, size_t outlen, size_t
         if (c == '"' || c == '\\') {
             out[o++] = '\\';
             out[o++] = (char)c;
-        } else if (c < 0x20 || c == 0x7F) {
-            o += (size_t)snprintf(out + o, outlen - o, "\\u%04X", c);
+        } else if (c < 0x20 || c == 0x7F || k == 0) {
+            o += (size_t)snprintf(out + o, outlen - o, k == 0 ? "\\x%02X" : "\\u%04X", c);
+            k = 1;
+        } else if (k > 1) {
+            memcpy(out + o, p + i, k);
+            o += k;
         } else {
             out[o++] = (char)c;
         }
+        i += k;
     }
     out[o++] = '"';
     out[o] = '\0';
-    utf8_trim_tail(out);
 }
 
 /* ---- the raw-byte scan ---- */
@@ -181,16 +198,39 @@ static size_t utf8_seq(const unsigned char *p, size_t n)
     return 0;
 }
 
+/* Bytes that need no attention inside a string: printable ASCII but '"' and '\\'. */
+static bool plain_in_string(unsigned char c)
+{
+    return (unsigned char)(c - 0x20) < 0x60 && c != '"' && c != '\\';
+}
+
+/* Whether 8 bytes are all plain_in_string (the bit tricks of "Bit Twiddling Hacks":
+ * any byte >= 0x80, < 0x20, equal to '"' or to '\\'). */
+static bool plain_word(const unsigned char *p)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    uint64_t w;
+    memcpy(&w, p, 8);
+    uint64_t quote = w ^ (ones * '"'), bslash = w ^ (ones * '\\');
+    uint64_t special =
+        w | ((w - ones * 0x20) & ~w) | ((quote - ones) & ~quote) | ((bslash - ones) & ~bslash);
+    return (special & highs) == 0;
+}
+
 static size_t bom_len(const unsigned char *p, size_t len)
 {
     return len >= 3 && p[0] == 0xEF && p[1] == 0xBB && p[2] == 0xBF ? 3 : 0;
 }
 
 struct scan {
-    size_t off;     /* where the problem is */
-    char msg[256];  /* what it is */
-    bool in_string; /* state where the scan stopped */
+    size_t off;    /* where the problem is */
+    char msg[256]; /* what it is */
+    /* The state where the scan stopped, for describing syntax errors. */
+    bool in_string;
+    size_t str_start; /* opening quote of the string being scanned */
     int depth;
+    uint64_t objects;   /* bit d-1 set: the container at depth d is an object */
+    unsigned char prev; /* last significant byte outside strings ('"' for a string) */
 };
 
 static int scan_error(struct scan *s, size_t off, const char *fmt, ...) MU_PRINTF(3, 4);
@@ -205,21 +245,25 @@ static int scan_error(struct scan *s, size_t off, const char *fmt, ...)
     return -1;
 }
 
+static int number_error(struct scan *s, const unsigned char *p, size_t i, size_t end,
+                        const char *before, const char *after)
+{
+    char shown[64];
+    quote_text((const char *)p + i, end - i, shown, sizeof shown, 24);
+    return scan_error(s, i, "%s %s%s", before, shown, after);
+}
+
 /* Checks the number starting at p[i] against JSON's grammar and double range; writes the
  * length of the run of number characters to *ret_n. */
-static int scan_number(const unsigned char *p, size_t len, size_t i, size_t *ret_n,
-                       struct scan *s)
+static int scan_number(const unsigned char *p, size_t len, size_t i, size_t *ret_n, struct scan *s)
 {
     size_t end = i;
     while (end < len && (is_digit(p[end]) || p[end] == '-' || p[end] == '+' || p[end] == '.' ||
                          p[end] == 'e' || p[end] == 'E'))
         end++;
     *ret_n = end - i;
-    char shown[64];
-    quote_text((const char *)p + i, end - i, shown, sizeof shown, 24);
     if (end - i > NUMBER_MAX_CHARS)
-        return scan_error(s, i, "number %s is too long (at most %d characters)", shown,
-                          NUMBER_MAX_CHARS);
+        return number_error(s, p, i, end, "number", " is too long (at most 63 characters)");
 
     size_t j = i;
     bool has_exp = false;
@@ -228,17 +272,17 @@ static int scan_number(const unsigned char *p, size_t len, size_t i, size_t *ret
     if (j < end && p[j] == '0') {
         j++;
         if (j < end && is_digit(p[j]))
-            return scan_error(s, i, "invalid number %s: leading zeros are not allowed", shown);
+            return number_error(s, p, i, end, "invalid number", ": leading zeros are not allowed");
     } else if (j < end && is_digit(p[j])) {
         while (j < end && is_digit(p[j]))
             j++;
     } else {
-        return scan_error(s, i, "invalid number %s: '-' must be followed by a digit", shown);
+        return number_error(s, p, i, end, "invalid number", ": '-' must be followed by a digit");
     }
     if (j < end && p[j] == '.') {
         j++;
         if (j >= end || !is_digit(p[j]))
-            return scan_error(s, i, "invalid number %s: a digit must follow the '.'", shown);
+            return number_error(s, p, i, end, "invalid number", ": a digit must follow the '.'");
         while (j < end && is_digit(p[j]))
             j++;
     }
@@ -248,26 +292,26 @@ static int scan_number(const unsigned char *p, size_t len, size_t i, size_t *ret
         if (j < end && (p[j] == '+' || p[j] == '-'))
             j++;
         if (j >= end || !is_digit(p[j]))
-            return scan_error(s, i, "invalid number %s: the exponent needs digits", shown);
+            return number_error(s, p, i, end, "invalid number", ": the exponent needs digits");
         while (j < end && is_digit(p[j]))
             j++;
     }
     if (j != end)
-        return scan_error(s, i, "invalid number %s", shown);
+        return number_error(s, p, i, end, "invalid number", "");
     /* Without an exponent, 63 characters cannot exceed the double range. */
     if (has_exp) {
         char tmp[NUMBER_MAX_CHARS + 1];
         memcpy(tmp, p + i, end - i);
         tmp[end - i] = '\0';
-        if (!isfinite(strtod(tmp, NULL)))
-            return scan_error(s, i, "number %s is out of range (beyond +/-1.8e308)", shown);
+        if (fabs(strtod(tmp, NULL)) > NUMBER_MAX_ABS)
+            return number_error(s, p, i, end, "number",
+                                " is out of range (beyond +/-1.79769313486231e308)");
     }
     return 0;
 }
 
 /* Checks the escape sequence at p[i] ('\\'); writes its length to *ret_n. */
-static int scan_escape(const unsigned char *p, size_t len, size_t i, size_t *ret_n,
-                       struct scan *s)
+static int scan_escape(const unsigned char *p, size_t len, size_t i, size_t *ret_n, struct scan *s)
 {
     if (i + 1 >= len)
         return scan_error(s, i, "unterminated string (the input ends after a backslash)");
@@ -295,8 +339,9 @@ static int scan_escape(const unsigned char *p, size_t len, size_t i, size_t *ret
     }
     long cp = hex4(p, len, i + 2);
     if (cp < 0)
-        return scan_error(s, i, "invalid \\u escape in a string: \\u must be followed by 4 "
-                                "hexadecimal digits");
+        return scan_error(s, i,
+                          "invalid \\u escape in a string: \\u must be followed by 4 "
+                          "hexadecimal digits");
     if (cp == 0)
         return scan_error(s, i, "\\u0000 (the NUL character) is not allowed in strings");
     if (cp >= 0xDC00 && cp <= 0xDFFF)
@@ -328,25 +373,37 @@ static int scan_bad_utf8(struct scan *s, size_t i, unsigned char c)
                       c);
 }
 
-/* One pass over p[0..limit): UTF-8, control characters, escapes, numbers and depth.
- * Reads may look past limit (up to len) to finish a token. 0 or -1 with s filled. */
-static int scan_bytes(const unsigned char *p, size_t len, size_t limit, struct scan *s)
+/* One pass over p[0..limit): UTF-8, control characters, escapes, numbers and depth. With
+ * finish, a string open at limit is scanned to its end. Reads may look past limit (up to
+ * len) to finish a token. 0, or -1 with s->off and s->msg set; s holds the end state. */
+static int scan_bytes(const unsigned char *p, size_t len, size_t limit, bool finish, struct scan *s)
 {
     size_t i = bom_len(p, len);
-    bool in_string = false;
-    int depth = 0;
     int rc = 0;
-    while (i < limit) {
+    s->in_string = false;
+    s->str_start = 0;
+    s->depth = 0;
+    s->objects = 0;
+    s->prev = 0;
+    if (limit > len)
+        limit = len;
+    while (i < limit || (finish && s->in_string && i < len)) {
         unsigned char c = p[i];
-        if (in_string) {
-            /* Fast path for the bulk of a string. */
-            while (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-                if (++i >= limit)
+        if (s->in_string) {
+            /* Fast path for the bulk of a string: eight plain bytes at a time, then one. */
+            size_t bound = finish ? len : limit;
+            while (i + 8 <= bound && plain_word(p + i))
+                i += 8;
+            if (i >= bound)
+                goto out;
+            c = p[i];
+            while (plain_in_string(c)) {
+                if (++i >= bound)
                     goto out;
                 c = p[i];
             }
             if (c == '"') {
-                in_string = false;
+                s->in_string = false;
                 i++;
             } else if (c == '\\') {
                 size_t n;
@@ -354,8 +411,9 @@ static int scan_bytes(const unsigned char *p, size_t len, size_t limit, struct s
                     goto out;
                 i += n;
             } else if (c == '\n' || c == '\r') {
-                rc = scan_error(s, i, "line break inside a string (a string is not closed, or "
-                                      "a line break must be written \\n)");
+                rc = scan_error(s, i,
+                                "line break inside a string (a string is not closed, or "
+                                "a line break must be written \\n)");
                 goto out;
             } else if (c < 0x20) {
                 rc = scan_error(s, i,
@@ -373,24 +431,30 @@ static int scan_bytes(const unsigned char *p, size_t len, size_t limit, struct s
             }
             continue;
         }
+        if (!is_ws(c))
+            s->prev = c;
         if (c == '"') {
-            in_string = true;
+            s->in_string = true;
+            s->str_start = i;
             i++;
         } else if (c == '{' || c == '[') {
-            if (++depth > MU_JSON_MAX_DEPTH) {
+            if (++s->depth > MU_JSON_MAX_DEPTH) {
                 rc = scan_error(s, i, "nesting deeper than %d levels", MU_JSON_MAX_DEPTH);
                 goto out;
             }
+            uint64_t bit = (uint64_t)1 << (s->depth - 1);
+            s->objects = c == '{' ? s->objects | bit : s->objects & ~bit;
             i++;
         } else if (c == '}' || c == ']') {
-            if (depth > 0)
-                depth--;
+            if (s->depth > 0)
+                s->depth--;
             i++;
         } else if (c == '-' || is_digit(c)) {
             size_t n;
             if ((rc = scan_number(p, len, i, &n, s)) < 0)
                 goto out;
             i += n;
+            s->prev = '0';
         } else if (c < 0x20 && !is_ws(c)) {
             rc = scan_error(s, i, "unexpected control character U+%04X", c);
             goto out;
@@ -406,9 +470,12 @@ static int scan_bytes(const unsigned char *p, size_t len, size_t limit, struct s
         }
     }
 out:
-    s->in_string = in_string;
-    s->depth = depth;
     return rc;
+}
+
+static bool scan_in_object(const struct scan *s)
+{
+    return s->depth > 0 && (s->objects >> (s->depth - 1) & 1);
 }
 
 /* ---- syntax errors reported by cJSON ---- */
@@ -425,20 +492,17 @@ static size_t string_end(const unsigned char *p, size_t len, size_t i)
     return len;
 }
 
-/* Offset where cJSON gave up. cJSON reports len-1 both for an error on the last byte and
- * for running out of input; a copy with a sentinel that is never valid tells them apart. */
-static size_t syntax_error_offset(const char *buf, size_t len, size_t reported)
+/* Where cJSON gave up, unclamped: cJSON reports len-1 both for an error on the last byte
+ * and for running out of input, so this parses a copy ending with a byte that is never
+ * valid there. The result may exceed len by one (a key expected at the end). */
+static size_t cjson_error_offset(const char *buf, size_t len)
 {
-    if (len == 0 || reported != len - 1)
-        return reported;
     char *copy = mu_xmalloc(len + 1);
     memcpy(copy, buf, len);
     copy[len] = '#';
     const char *end = NULL;
     cJSON *again = cJSON_ParseWithLengthOpts(copy, len + 1, &end, false);
-    size_t off = reported;
-    if (!again && end && (size_t)(end - copy) == len)
-        off = len;
+    size_t off = again || !end ? 0 : (size_t)(end - copy);
     cJSON_Delete(again);
     free(copy);
     return off;
@@ -447,18 +511,28 @@ static size_t syntax_error_offset(const char *buf, size_t len, size_t reported)
 static void describe_char(const unsigned char *p, size_t len, size_t i, char *out, size_t n)
 {
     unsigned char c = p[i];
-    if (c > 0x20 && c < 0x7F) {
+    size_t k;
+    if (c > 0x20 && c < 0x7F)
         snprintf(out, n, "'%c'", c);
-    } else if (c >= 0x80 && utf8_seq(p + i, len - i) > 0) {
-        size_t k = utf8_seq(p + i, len - i);
+    else if (c >= 0x80 && (k = utf8_seq(p + i, len - i)) > 0)
         snprintf(out, n, "'%.*s'", (int)k, (const char *)p + i);
-    } else {
+    else
         snprintf(out, n, "byte 0x%02X", c);
-    }
 }
 
-static int syntax_error(struct mu_err *err, const char *origin, const unsigned char *p,
-                        size_t len, size_t off)
+static bool is_word_start(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+
+static bool is_word_char(unsigned char c)
+{
+    return is_word_start(c) || is_digit(c);
+}
+
+/* Reports the syntax error cJSON found, pointing at the offending character and saying
+ * what was expected there when the context tells. */
+static int syntax_error(struct mu_err *err, const char *origin, const unsigned char *p, size_t len)
 {
     char what[256];
     size_t first = bom_len(p, len);
@@ -466,48 +540,63 @@ static int syntax_error(struct mu_err *err, const char *origin, const unsigned c
         first++;
     if (first >= len)
         return fail_at(err, origin, p, len, first, "no JSON value (the input is empty)");
+
+    size_t off = cjson_error_offset((const char *)p, len);
+    struct scan s;
+    /* cJSON reports a failed string one byte past its opening quote: an unterminated
+     * string, or a key that does not start with a quote. */
+    if (off > 0) {
+        scan_bytes(p, len, off - 1, false, &s);
+        if (!s.in_string && scan_in_object(&s) && (s.prev == '{' || s.prev == ',') &&
+            off - 1 < len && p[off - 1] != '"')
+            off--;
+    }
     if (off >= len) {
-        struct scan s;
-        scan_bytes(p, len, len, &s);
+        scan_bytes(p, len, len, false, &s);
         return fail_at(err, origin, p, len, len,
                        s.in_string   ? "unexpected end of input inside a string (missing '\"')"
                        : s.depth > 0 ? "unexpected end of input (missing '}' or ']')"
                                      : "unexpected end of input");
     }
+    scan_bytes(p, len, off, false, &s);
+    if (s.in_string)
+        return fail_at(err, origin, p, len, s.str_start,
+                       "unterminated string (missing closing '\"')");
 
     unsigned char c = p[off];
-    size_t prev = off;
-    while (prev > first && is_ws(p[prev - 1]))
-        prev--;
-    unsigned char pc = prev > first ? p[prev - 1] : 0;
     char ch[16];
     describe_char(p, len, off, ch, sizeof ch);
-
+    bool key_expected = scan_in_object(&s) && (s.prev == '{' || s.prev == ',');
     if (c == '\'') {
         snprintf(what, sizeof what, "single quotes are not valid JSON: use double quotes");
-    } else if (c == '"' && string_end(p, len, off) == len) {
-        snprintf(what, sizeof what, "unterminated string (missing closing '\"')");
-    } else if ((c == '}' || c == ']') && pc == ',') {
+    } else if ((c == '}' || c == ']') && s.prev == ',') {
         snprintf(what, sizeof what, "trailing comma before '%c' is not allowed", c);
-    } else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_') {
+    } else if (c == '}' && s.depth > 0 && !scan_in_object(&s)) {
+        snprintf(what, sizeof what, "unexpected '}': an array is still open (missing ']'?)");
+    } else if (c == ']' && scan_in_object(&s)) {
+        snprintf(what, sizeof what, "unexpected ']': an object is still open (missing '}'?)");
+    } else if (key_expected && is_word_start(c)) {
         size_t e = off;
-        while (e < len && e - off < 32 &&
-               ((p[e] >= 'a' && p[e] <= 'z') || (p[e] >= 'A' && p[e] <= 'Z') || p[e] == '_' ||
-                is_digit(p[e])))
+        while (e < len && e - off < 32 && is_word_char(p[e]))
+            e++;
+        snprintf(what, sizeof what, "field name %.*s must be in double quotes", (int)(e - off),
+                 (const char *)p + off);
+    } else if (key_expected) {
+        snprintf(what, sizeof what, "unexpected %s: expected a field name in double quotes", ch);
+    } else if (is_word_start(c)) {
+        size_t e = off;
+        while (e < len && e - off < 32 && is_word_char(p[e]))
             e++;
         snprintf(what, sizeof what,
                  "unexpected word \"%.*s\" (text must be in double quotes; the only bare words "
                  "are true, false and null)",
                  (int)(e - off), (const char *)p + off);
-    } else if (pc == '"' || is_digit(pc) || pc == 'e' || pc == 'l' || pc == '}' || pc == ']') {
-        snprintf(what, sizeof what, "unexpected %s (missing ',' or ':' before it?)", ch);
-    } else if (pc == ':' || pc == ',' || pc == '[') {
+    } else if (s.prev == ':' || s.prev == ',' || s.prev == '[' || s.prev == 0) {
         snprintf(what, sizeof what, "unexpected %s where a value was expected", ch);
-    } else if (pc == '{') {
-        snprintf(what, sizeof what, "unexpected %s: expected a field name in double quotes",
-                 ch);
+    } else if (scan_in_object(&s)) {
+        snprintf(what, sizeof what, "unexpected %s (missing ',' or ':' before it?)", ch);
     } else {
-        snprintf(what, sizeof what, "unexpected %s", ch);
+        snprintf(what, sizeof what, "unexpected %s (missing ',' before it?)", ch);
     }
     return fail_at(err, origin, p, len, off, what);
 }
@@ -540,11 +629,21 @@ static int key_ref_cmp(const void *a, const void *b)
 static size_t find_duplicate(const cJSON *obj, size_t n)
 {
     if (n <= DUP_LINEAR_MAX) {
+        /* A 256-bit filter on the first two bytes: most keys need no comparison at all. */
+        const cJSON *seen[DUP_LINEAR_MAX];
+        uint64_t filter[4] = {0};
         size_t j = 0;
-        for (const cJSON *b = obj->child; b; b = b->next, j++)
-            for (const cJSON *a = obj->child; a != b; a = a->next)
-                if (strcmp(a->string, b->string) == 0)
-                    return j;
+        for (const cJSON *b = obj->child; b; b = b->next, j++) {
+            const unsigned char *k = (const unsigned char *)b->string;
+            unsigned h = (k[0] * 31u + (k[0] ? k[1] : 0)) & 255u;
+            if (filter[h >> 6] & (uint64_t)1 << (h & 63)) {
+                for (size_t i = 0; i < j; i++)
+                    if (strcmp(seen[i]->string, b->string) == 0)
+                        return j;
+            }
+            filter[h >> 6] |= (uint64_t)1 << (h & 63);
+            seen[j] = b;
+        }
         return n;
     }
     struct key_ref *refs = mu_xmalloc(n * sizeof *refs);
@@ -563,11 +662,12 @@ static size_t find_duplicate(const cJSON *obj, size_t n)
 
 static bool walk_tree(const cJSON *node, struct walk *w)
 {
-    if (cJSON_IsNumber(node) && !isfinite(node->valuedouble)) {
+    int type = node->type & 0xFF;
+    if (type == cJSON_Number && !isfinite(node->valuedouble)) {
         w->nonfinite = true;
         return false;
     }
-    if (cJSON_IsObject(node)) {
+    if (type == cJSON_Object) {
         size_t idx = w->objects++;
         size_t n = 0;
         for (const cJSON *c = node->child; c; c = c->next)
@@ -583,7 +683,7 @@ static bool walk_tree(const cJSON *node, struct walk *w)
             return false;
         }
     }
-    if (cJSON_IsObject(node) || cJSON_IsArray(node))
+    if (type == cJSON_Object || type == cJSON_Array)
         for (const cJSON *c = node->child; c; c = c->next)
             if (!walk_tree(c, w))
                 return false;
@@ -632,19 +732,16 @@ cJSON *mu_json_parse(const char *buf, size_t len, const char *origin, struct mu_
     cJSON *root = len > 0 ? cJSON_ParseWithLengthOpts(buf, len, &end, false) : NULL;
     size_t stop = end ? (size_t)(end - buf) : 0;
 
-    /* Scan what cJSON accepted (and the string it choked on): up to there the scan's idea
-     * of where strings start and end is right, so its findings are real. */
-    size_t limit = stop;
-    if (!root && stop < len && p[stop] == '"')
-        limit = string_end(p, len, stop);
+    /* Scan what cJSON accepted and the token it choked on: up to there the scan's idea of
+     * where strings start and end is right, so its findings are real and more precise. */
     struct scan s;
-    if (scan_bytes(p, len, limit, &s) < 0) {
+    if (scan_bytes(p, len, root ? stop : stop + 1, !root, &s) < 0) {
         cJSON_Delete(root);
         fail_at(err, origin, p, len, s.off, s.msg);
         return NULL;
     }
     if (!root) {
-        syntax_error(err, origin, p, len, syntax_error_offset(buf, len, stop));
+        syntax_error(err, origin, p, len);
         return NULL;
     }
 
@@ -655,8 +752,7 @@ cJSON *mu_json_parse(const char *buf, size_t len, const char *origin, struct mu_
         char ch[16], what[128];
         describe_char(p, len, rest, ch, sizeof ch);
         snprintf(what, sizeof what,
-                 "unexpected %s after the end of the JSON value (only one value is allowed)",
-                 ch);
+                 "unexpected %s after the end of the JSON value (only one value is allowed)", ch);
         cJSON_Delete(root);
         fail_at(err, origin, p, len, rest, what);
         return NULL;
@@ -664,7 +760,6 @@ cJSON *mu_json_parse(const char *buf, size_t len, const char *origin, struct mu_
 
     struct walk w = {0};
     if (!walk_tree(root, &w)) {
-        cJSON_Delete(root);
         if (w.nonfinite) {
             json_fail(err, NULL, "%s: a number is out of range", origin);
         } else {
@@ -673,6 +768,7 @@ cJSON *mu_json_parse(const char *buf, size_t len, const char *origin, struct mu_
             snprintf(what, sizeof what, "duplicate key %s", key);
             fail_at(err, origin, p, len, locate_key(p, len, w.bad_obj, w.bad_child), what);
         }
+        cJSON_Delete(root);
         return NULL;
     }
     return root;
@@ -707,8 +803,8 @@ int mu_json_get_str(const cJSON *obj, const char *key, bool required, size_t max
         return json_fail(err, key, "%s must be a string", key);
     if (strlen(v->valuestring) > maxlen)
         return json_fail(err, key,
-                         "%s is too long (at most %zu bytes; an accented letter counts as 2)",
-                         key, maxlen);
+                         "%s is too long (at most %zu bytes; an accented letter counts as 2)", key,
+                         maxlen);
     if (ret)
         *ret = v->valuestring;
     return 0;
@@ -848,8 +944,8 @@ int mu_json_expect_object(const cJSON *obj, const char *const *allowed, const ch
         char key[96];
         quote_text(c->string, strlen(c->string), key, sizeof key, 64);
         if (best)
-            return json_fail(err, c->string, "unknown field %s in %s (did you mean \"%s\"?)",
-                             key, what, best);
+            return json_fail(err, c->string, "unknown field %s in %s (did you mean \"%s\"?)", key,
+                             what, best);
         return json_fail(err, c->string, "unknown field %s in %s", key, what);
     }
     return 0;

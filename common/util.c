@@ -283,6 +283,22 @@ char *mu_read_file(const char *path, size_t cap, size_t *ret_len)
     return mu_buf_steal(&b);
 }
 
+/* fsyncs the directory holding path, so that a rename in it is durable. */
+static void sync_parent_dir(const char *path)
+{
+    MU_AUTOFREE char *dir = mu_xstrdup(path);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir)
+        slash[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+    int dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+}
+
 int mu_write_file_atomic(const char *path, const void *data, size_t len, unsigned mode)
 {
     MU_AUTOFREE char *tmp = mu_xasprintf("%s.tmp.%d", path, (int)getpid());
@@ -312,21 +328,7 @@ int mu_write_file_atomic(const char *path, const void *data, size_t len, unsigne
     fd = -1;
     if (rename(tmp, path) != 0)
         goto fail;
-    MU_AUTOFREE char *dir = mu_xstrdup(path);
-    char *slash = strrchr(dir, '/');
-    if (slash && slash != dir)
-        *slash = '\0';
-    else if (slash)
-        slash[1] = '\0';
-    else {
-        free(dir);
-        dir = mu_xstrdup(".");
-    }
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
+    sync_parent_dir(path);
     return 0;
 fail:;
     int e = errno;

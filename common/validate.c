@@ -245,17 +245,17 @@ bool mu_email_valid(const char *s)
  * for "keep the character" (multiplication and division signs). */
 static const char fold_latin[] =
     /* U+00C0 */ "aaaaaa1ceeeeiiii"
-    /* U+00D0 */ "dnooooo*ouuuuy32"
-    /* U+00E0 */ "aaaaaa1ceeeeiiii"
-    /* U+00F0 */ "dnooooo*ouuuuy3y"
-    /* U+0100 */ "aaaaaaccccccccdd"
-    /* U+0110 */ "ddeeeeeeeeeegggg"
-    /* U+0120 */ "gggghhhhiiiiiiii"
-    /* U+0130 */ "ii55jjkkklllllll"
-    /* U+0140 */ "lllnnnnnnnnnoooo"
-    /* U+0150 */ "oo44rrrrrrssssss"
-    /* U+0160 */ "ssttttttuuuuuuuu"
-    /* U+0170 */ "uuuuwwyyyzzzzzzs";
+                 /* U+00D0 */ "dnooooo*ouuuuy32"
+                 /* U+00E0 */ "aaaaaa1ceeeeiiii"
+                 /* U+00F0 */ "dnooooo*ouuuuy3y"
+                 /* U+0100 */ "aaaaaaccccccccdd"
+                 /* U+0110 */ "ddeeeeeeeeeegggg"
+                 /* U+0120 */ "gggghhhhiiiiiiii"
+                 /* U+0130 */ "ii55jjkkklllllll"
+                 /* U+0140 */ "lllnnnnnnnnnoooo"
+                 /* U+0150 */ "oo44rrrrrrssssss"
+                 /* U+0160 */ "ssttttttuuuuuuuu"
+                 /* U+0170 */ "uuuuwwyyyzzzzzzs";
 static const char *const fold_long[] = {NULL, "ae", "ss", "th", "oe", "ij"};
 
 _Static_assert(sizeof fold_latin == 0x180 - 0xC0 + 1, "one entry per code point");

@@ -47,10 +47,12 @@ static int parse_listen(const char *s, struct mu_config *cfg, struct mu_err *err
 
 static int load_file(const char *path, struct mu_config *cfg, struct mu_err *err)
 {
-    static const char *const allowed[] = {"listen",      "data_dir",        "policies_dir",
-                                          "log_level",   "server_names",    "threads",
-                                          "conn_timeout_s", "conn_limit",   "body_max_bytes",
-                                          "import_body_max_bytes", "flush_interval_s", NULL};
+    static const char *const allowed[] = {"listen",           "data_dir",
+                                          "policies_dir",     "log_level",
+                                          "server_names",     "threads",
+                                          "conn_timeout_s",   "conn_limit",
+                                          "body_max_bytes",   "import_body_max_bytes",
+                                          "flush_interval_s", NULL};
     size_t len;
     MU_AUTOFREE char *text = mu_read_file(path, 1 << 20, &len);
     if (!text)
@@ -75,11 +77,10 @@ static int load_file(const char *path, struct mu_config *cfg, struct mu_err *err
         cfg->conn_timeout_s = (unsigned)v;
     if (r >= 0 && (r = mu_json_get_i64(o, "conn_limit", false, 1, 100000, &v, err)) == 0)
         cfg->conn_limit = (unsigned)v;
-    if (r >= 0 &&
-        (r = mu_json_get_i64(o, "body_max_bytes", false, 1024, 64 << 20, &v, err)) == 0)
+    if (r >= 0 && (r = mu_json_get_i64(o, "body_max_bytes", false, 1024, 64 << 20, &v, err)) == 0)
         cfg->body_max = (size_t)v;
-    if (r >= 0 && (r = mu_json_get_i64(o, "import_body_max_bytes", false, 1024, 1 << 30, &v,
-                                       err)) == 0)
+    if (r >= 0 &&
+        (r = mu_json_get_i64(o, "import_body_max_bytes", false, 1024, 1 << 30, &v, err)) == 0)
         cfg->import_body_max = (size_t)v;
     if (r >= 0 && (r = mu_json_get_i64(o, "flush_interval_s", false, 1, 3600, &v, err)) == 0)
         cfg->flush_interval_s = (unsigned)v;
@@ -160,11 +161,20 @@ int mu_config_load(int argc, char **argv, struct mu_config *cfg, struct mu_err *
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         int64_t v;
         switch (c) {
-        case O_CONFIG: break;
-        case O_DATA: set_str(&cfg->data_dir, optarg); break;
-        case O_POLICIES: set_str(&cfg->policies_dir, optarg); break;
-        case O_LOG: set_str(&cfg->log_level, optarg); break;
-        case O_PORTFILE: set_str(&cfg->port_file, optarg); break;
+        case O_CONFIG:
+            break;
+        case O_DATA:
+            set_str(&cfg->data_dir, optarg);
+            break;
+        case O_POLICIES:
+            set_str(&cfg->policies_dir, optarg);
+            break;
+        case O_LOG:
+            set_str(&cfg->log_level, optarg);
+            break;
+        case O_PORTFILE:
+            set_str(&cfg->port_file, optarg);
+            break;
         case O_LISTEN: {
             int r = parse_listen(optarg, cfg, err);
             if (r < 0)
@@ -176,16 +186,19 @@ int mu_config_load(int argc, char **argv, struct mu_config *cfg, struct mu_err *
                 return mu_err_set(err, MU_EINVAL, "--threads must be a number from 1 to 256");
             cfg->threads = (unsigned)v;
             break;
-        case O_VER: printf("mutualisd %s\n", MU_VERSION); return 1;
-        case 'h': usage(stdout); return 1;
+        case O_VER:
+            printf("mutualisd %s\n", MU_VERSION);
+            return 1;
+        case 'h':
+            usage(stdout);
+            return 1;
         default:
             return mu_err_set(err, MU_EINVAL, "unknown or incomplete option %s (see --help)",
                               argv[optind - 1]);
         }
     }
     if (optind < argc)
-        return mu_err_set(err, MU_EINVAL, "unexpected argument \"%s\" (see --help)",
-                          argv[optind]);
+        return mu_err_set(err, MU_EINVAL, "unexpected argument \"%s\" (see --help)", argv[optind]);
     if (mu_log_level_parse(cfg->log_level) < 0)
         return mu_err_set(err, MU_EINVAL, "log level must be error, warn, info or debug");
     return MU_OK;

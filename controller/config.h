@@ -8,14 +8,14 @@
 #include "mutualis/err.h"
 
 struct mu_config {
-    char *listen_host;     /* "127.0.0.1" */
-    unsigned port;         /* 8443; 0 picks a free port (tests) */
-    char *data_dir;        /* "./var" */
-    char *policies_dir;    /* "./policies" */
-    char *log_level;       /* "info" */
-    char **server_names;   /* extra certificate names, NULL-terminated */
-    char *port_file;       /* if set, the bound port is written there (tests) */
-    unsigned threads;      /* HTTP thread pool (default: 2 x CPUs, at least 2) */
+    char *listen_host;   /* "127.0.0.1" */
+    unsigned port;       /* 8443; 0 picks a free port (tests) */
+    char *data_dir;      /* "./var" */
+    char *policies_dir;  /* "./policies" */
+    char *log_level;     /* "info" */
+    char **server_names; /* extra certificate names, NULL-terminated */
+    char *port_file;     /* if set, the bound port is written there (tests) */
+    unsigned threads;    /* HTTP thread pool (default: 2 x CPUs, at least 2) */
     unsigned conn_timeout_s;
     unsigned conn_limit;
     size_t body_max;

@@ -56,10 +56,14 @@ static int bootstrap(struct mu_store *st, const char *data_dir, struct mu_err *e
 {
     if (mu_store_user_count(st) > 0)
         return MU_OK;
-    struct mu_audit_rec rec = {.actor = "bootstrap", .role = "", .action = "user.create",
-                               .target = "user:admin", .outcome = "ok", .request_id = "start"};
-    struct mu_user u = {.name = "admin", .display_name = "Bootstrap operator",
-                        .role = MU_ROLE_OPERATOR};
+    struct mu_audit_rec rec = {.actor = "bootstrap",
+                               .role = "",
+                               .action = "user.create",
+                               .target = "user:admin",
+                               .outcome = "ok",
+                               .request_id = "start"};
+    struct mu_user u = {
+        .name = "admin", .display_name = "Bootstrap operator", .role = MU_ROLE_OPERATOR};
     int64_t uid = 0, tid = 0;
     int r = mu_store_user_insert(st, &u, &rec, &uid, err);
     if (r < 0)
@@ -168,9 +172,9 @@ int main(int argc, char **argv)
         goto fail;
     MU_AUTOFREE char *db_path = mu_xasprintf("%s/mutualis.db", cfg.data_dir);
     struct mu_store_opts so = {.path = db_path,
-                               .vfs = getenv("MU_TEST_SYNC_LOG") ? mu_store_test_sync_vfs(
-                                                                       getenv("MU_TEST_SYNC_LOG"))
-                                                                 : NULL,
+                               .vfs = getenv("MU_TEST_SYNC_LOG")
+                                          ? mu_store_test_sync_vfs(getenv("MU_TEST_SYNC_LOG"))
+                                          : NULL,
                                .audit_key = (const char *)key,
                                .audit_key_len = sizeof key};
     st = mu_store_open(&so, &err);
@@ -218,8 +222,8 @@ int main(int argc, char **argv)
         MU_AUTOFREE char *txt = mu_xasprintf("%u\n", port);
         mu_write_file_atomic(cfg.port_file, txt, strlen(txt), 0644);
     }
-    mu_log_info("mutualisd started version=%s url=https://%s:%u data=%s schema=%d",
-                MU_VERSION, cfg.listen_host, port, cfg.data_dir, mu_store_schema_version(st));
+    mu_log_info("mutualisd started version=%s url=https://%s:%u data=%s schema=%d", MU_VERSION,
+                cfg.listen_host, port, cfg.data_dir, mu_store_schema_version(st));
 
     int64_t last_head = 0;
     int64_t next_chores = mu_mono_ms() + (int64_t)cfg.flush_interval_s * 1000;

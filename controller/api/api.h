@@ -28,20 +28,28 @@ struct mu_app {
 };
 
 #define MU_MAX_PATH_PARAMS 4
+#define MU_REQUEST_ID_MAX  64 /* an incoming X-Request-Id of [A-Za-z0-9-]{1,64} is kept */
+
+/* Where mu_req_query/mu_req_header read from: the server installs a lookup over the MHD
+ * connection; tests install their own. */
+enum mu_req_value_kind { MU_REQ_HEADER, MU_REQ_QUERY };
+typedef const char *(*mu_req_lookup_fn)(void *conn, enum mu_req_value_kind kind, const char *key);
 
 struct mu_req {
     struct mu_app *app;
     const struct mu_route *route;
     const char *method;
     const char *path;
-    char request_id[33];
+    char request_id[MU_REQUEST_ID_MAX + 1];
     const char *params[MU_MAX_PATH_PARAMS]; /* path parameters in pattern order */
     size_t nparams;
     const char *body; /* NUL-terminated copy of the body (NULL if none) */
     size_t body_len;
     bool authenticated;
     struct mu_principal principal;
-    void *conn; /* server-private: the MHD connection, for mu_req_query/header */
+    void *conn;              /* server-private: the MHD connection, for mu_req_query/header */
+    mu_req_lookup_fn lookup; /* reads headers and query parameters from conn */
+    char remote_addr[48];    /* peer address ("127.0.0.1", "::1"); refusals are counted by it */
 };
 
 /* Query parameter or request header value (NULL if absent). Borrowed. */
@@ -66,11 +74,28 @@ int mu_req_check_tenant(const struct mu_req *req, int64_t tenant_id, struct mu_e
 void mu_req_audit(const struct mu_req *req, struct mu_audit_rec *rec, int64_t tenant_id,
                   const char *target);
 
+#define MU_RESP_MAX_HEADERS 6
+
 struct mu_resp {
-    int status;         /* 200 if left 0 */
-    cJSON *json;        /* body, owned (freed by the server) */
-    char *location;     /* optional Location header, owned */
+    int status;     /* 200 if left 0 */
+    cJSON *json;    /* body, owned (freed by the server) */
+    char *location; /* optional Location header, owned */
+    /* MU_ROUTE_RAW handlers: a non-JSON body (owned) and its media type (static string,
+     * "text/plain; charset=utf-8" if NULL). json must stay NULL. */
+    char *raw;
+    size_t raw_len;
+    const char *content_type;
+    /* More headers (Allow, WWW-Authenticate, Set-Cookie...): see mu_resp_header_add. */
+    struct mu_resp_header {
+        char *name, *value; /* owned */
+    } headers[MU_RESP_MAX_HEADERS];
+    size_t nheaders;
 };
+
+/* Adds a response header (copied). Headers past MU_RESP_MAX_HEADERS are dropped. */
+void mu_resp_header_add(struct mu_resp *resp, const char *name, const char *value);
+/* Frees everything resp owns and zeroes it. */
+void mu_resp_clear(struct mu_resp *resp);
 
 /* Handlers return MU_OK with resp filled, or a negative code with err set; the router
  * turns that into problem+json and audits the refusal. */
@@ -100,17 +125,37 @@ extern const size_t mu_routes_count;
 const struct mu_route *mu_router_match(const char *method, const char *path,
                                        const char *params[MU_MAX_PATH_PARAMS], size_t *ret_n,
                                        bool *ret_path_known);
+/* The same against any table. Params point into scratch, which receives a copy of path
+ * and must hold strlen(path) + 1 bytes. (mu_router_match uses a thread-local scratch of
+ * 2 KiB, valid until the next call on the same thread; longer paths match nothing.)
+ * A literal segment wins over a {param} at the same place; params are never empty and
+ * never contain '/'; empty segments (a trailing slash, "//") match nothing. */
+const struct mu_route *mu_router_match_in(const struct mu_route *table, size_t n,
+                                          const char *method, const char *path, char *scratch,
+                                          const char *params[MU_MAX_PATH_PARAMS], size_t *ret_n,
+                                          bool *ret_path_known);
 
 /* Runs a request through authentication, RBAC, the handler and auditing. Always fills
  * resp (a problem document on failure). Called by the server. */
 void mu_router_dispatch(struct mu_req *req, struct mu_resp *resp);
 
-/* Builds an RFC 9457 problem document for code/err. */
+/* Unauthenticated refusals are counted in memory per (source address, minute), not audited
+ * one by one. mu_router_flush_refusals writes one "auth.refused" audit entry per pair whose
+ * minute is over; mu_router_flush_refusals_all writes them all (shutdown: mu_server_stop
+ * calls it). Return the number of entries written. */
+int mu_router_flush_refusals(struct mu_app *app);
+int mu_router_flush_refusals_all(struct mu_app *app);
+
+/* Builds an RFC 9457 problem document: type ".../problems/<mu_err_name(err->code)>",
+ * title, status (0: mu_problem_status(err->code)), detail, field (when set), request_id.
+ * err may be NULL (a generic document for status). */
 cJSON *mu_problem_new(int status, const struct mu_err *err, const char *request_id);
+/* HTTP status for an error code (MU_EINVAL 400, MU_ENOTFOUND 404, ... internal 500). */
 int mu_problem_status(int code);
 
 /* The OpenAPI 3.1 document generated from mu_routes (caller frees). */
 cJSON *mu_openapi_build(void);
+cJSON *mu_openapi_build_from(const struct mu_route *table, size_t n);
 
 /* ---- server ---------------------------------------------------------------------- */
 struct mu_server_opts {
@@ -123,8 +168,11 @@ struct mu_server_opts {
     unsigned conn_limit;
 };
 struct mu_server;
+/* Starts listening (port 0: an ephemeral port, see mu_server_port). NULL with err set. */
 struct mu_server *mu_server_start(struct mu_app *app, const struct mu_server_opts *opts,
                                   struct mu_err *err);
+/* Stops accepting, lets requests in flight finish (about a second at most), stops the
+ * threads and flushes the refusal counters to the audit trail. NULL is accepted. */
 void mu_server_stop(struct mu_server *s);
 unsigned mu_server_port(const struct mu_server *s);
 

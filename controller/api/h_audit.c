@@ -1,4 +1,5 @@
 /* /v1/audit: the HMAC-chained audit trail. Tenant roles see entries of their subtree. */
+#include <stdio.h>
 #include <string.h>
 
 #include "api/handlers.h"
@@ -106,8 +107,7 @@ int mu_h_audit_verify(struct mu_req *req, struct mu_resp *resp, struct mu_err *e
         last_written_head(req->app, &head_id, file_mac);
     struct mu_audit_verdict v;
     memset(&v, 0, sizeof v);
-    int r = mu_store_audit_verify(req->app->store, head_id, head_id > 0 ? file_mac : NULL, &v,
-                                  err);
+    int r = mu_store_audit_verify(req->app->store, head_id, head_id > 0 ? file_mac : NULL, &v, err);
     if (r < 0)
         return r;
     cJSON *o = mu_json_obj();

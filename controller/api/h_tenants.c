@@ -217,8 +217,9 @@ int mu_h_tenant_move(struct mu_req *req, struct mu_resp *resp, struct mu_err *er
 int mu_h_tenant_import(struct mu_req *req, struct mu_resp *resp, struct mu_err *err)
 {
     if (!req->body || req->body_len == 0)
-        return mu_err_set(err, MU_EINVAL, "the import body is empty: send {\"parent_id\": …, "
-                                          "\"epci\": […], \"communes\": […]}");
+        return mu_err_set(err, MU_EINVAL,
+                          "the import body is empty: send {\"parent_id\": …, "
+                          "\"epci\": […], \"communes\": […]}");
     /* Parse and plan without any lock: the store's write lock is held only for the apply. */
     struct mu_import_plan *plan = NULL;
     int r = mu_import_plan_build(req->body, req->body_len, &plan, err);

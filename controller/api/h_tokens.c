@@ -36,8 +36,7 @@ static int may_manage_user(struct mu_req *req, int64_t user_id, int64_t *ret_ten
         return r;
     bool ok = user_id == req->principal.user_id || is_operator(req) ||
               (strcmp(req->principal.role, MU_ROLE_TENANT_ADMIN) == 0 && u.tenant_id > 0 &&
-               mu_store_tenant_in_subtree(req->app->store, req->principal.tenant_id,
-                                          u.tenant_id));
+               mu_store_tenant_in_subtree(req->app->store, req->principal.tenant_id, u.tenant_id));
     *ret_tenant = u.tenant_id;
     mu_user_clear(&u);
     if (!ok)

@@ -1,5 +1,6 @@
 /* /v1/users: accounts with a role and, for tenant roles, a tenant scope. Operators manage
  * everyone; a tenant-admin manages tenant-role users inside its own subtree. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "api/handlers.h"
@@ -187,8 +188,8 @@ int mu_h_user_get(struct mu_req *req, struct mu_resp *resp, struct mu_err *err)
 
 int mu_h_user_update(struct mu_req *req, struct mu_resp *resp, struct mu_err *err)
 {
-    static const char *const allowed[] = {"display_name", "email",    "role",
-                                          "tenant_id",    "password", "disabled", NULL};
+    static const char *const allowed[] = {"display_name", "email",    "role", "tenant_id",
+                                          "password",     "disabled", NULL};
     struct mu_user u = {0};
     int r = load_user(req, &u, err);
     if (r < 0)

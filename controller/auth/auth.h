@@ -13,12 +13,12 @@
 #include "store/store.h"
 
 #define MU_TOKEN_PREFIX "mut_"
-#define MU_TOKEN_LEN 47 /* prefix + 43 */
+#define MU_TOKEN_LEN    47 /* prefix + 43 */
 
 /* Role names. */
-#define MU_ROLE_OPERATOR "operator"
-#define MU_ROLE_OBSERVER "observer"
-#define MU_ROLE_TENANT_ADMIN "tenant-admin"
+#define MU_ROLE_OPERATOR      "operator"
+#define MU_ROLE_OBSERVER      "observer"
+#define MU_ROLE_TENANT_ADMIN  "tenant-admin"
 #define MU_ROLE_TENANT_READER "tenant-reader"
 bool mu_role_valid(const char *role);
 /* Tenant roles need a tenant scope; operator and observer must not have one. */

@@ -18,14 +18,14 @@
 
 #include "mutualis/util.h"
 
-#define PKI_FILE_MAX (256 * 1024)
-#define PKI_DAY_S ((time_t)86400)
-#define PKI_CA_DAYS 3650
-#define PKI_SERVER_DAYS 365
-#define PKI_RENEW_BEFORE_S (30 * PKI_DAY_S)
-#define PKI_BACKDATE_S ((time_t)300) /* tolerate a little clock skew on the peers */
+#define PKI_FILE_MAX        (256 * 1024)
+#define PKI_DAY_S           ((time_t)86400)
+#define PKI_CA_DAYS         3650
+#define PKI_SERVER_DAYS     365
+#define PKI_RENEW_BEFORE_S  (30 * PKI_DAY_S)
+#define PKI_BACKDATE_S      ((time_t)300) /* tolerate a little clock skew on the peers */
 #define PKI_CLIENT_DAYS_MAX 3650
-#define PKI_ORG "Mutualis"
+#define PKI_ORG             "Mutualis"
 
 struct pki_ca {
     gnutls_x509_crt_t crt;
@@ -139,9 +139,8 @@ static int key_generate(gnutls_x509_privkey_t *ret, struct mu_err *err)
     int rc = gnutls_x509_privkey_init(&key);
     if (rc < 0)
         return tls_fail(err, "key init", rc);
-    rc = gnutls_x509_privkey_generate2(key, GNUTLS_PK_ECDSA,
-                                       GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0, NULL,
-                                       0);
+    rc = gnutls_x509_privkey_generate2(
+        key, GNUTLS_PK_ECDSA, GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0, NULL, 0);
     if (rc < 0) {
         gnutls_x509_privkey_deinit(key);
         return tls_fail(err, "key generation", rc);
@@ -171,8 +170,8 @@ static int crt_export(gnutls_x509_crt_t crt, char **ret, struct mu_err *err)
 static int key_export(gnutls_x509_privkey_t key, char **ret, struct mu_err *err)
 {
     gnutls_datum_t d = {NULL, 0};
-    int rc = gnutls_x509_privkey_export2_pkcs8(key, GNUTLS_X509_FMT_PEM, NULL, GNUTLS_PKCS_PLAIN,
-                                               &d);
+    int rc =
+        gnutls_x509_privkey_export2_pkcs8(key, GNUTLS_X509_FMT_PEM, NULL, GNUTLS_PKCS_PLAIN, &d);
     if (rc < 0)
         return tls_fail(err, "key export", rc);
     *ret = datum_steal(&d);
@@ -181,8 +180,7 @@ static int key_export(gnutls_x509_privkey_t key, char **ret, struct mu_err *err)
 
 /* Version, a random positive 128-bit serial (hex into serial_hex[33]), and the validity
  * window [now - skew, min(now + days, not_after_max)]. */
-static int crt_base(gnutls_x509_crt_t crt, unsigned days, time_t not_after_max,
-                    char serial_hex[33])
+static int crt_base(gnutls_x509_crt_t crt, unsigned days, time_t not_after_max, char serial_hex[33])
 {
     unsigned char serial[16];
     mu_random_bytes(serial, sizeof serial);
@@ -331,7 +329,8 @@ static int ca_create(const char *crt_path, const char *key_path, struct pki_ca *
         rc = gnutls_x509_crt_sign2(ca->crt, ca->crt, ca->key, GNUTLS_DIG_SHA256, 0);
     if (rc < 0)
         return tls_fail(err, "CA certificate", rc);
-    if ((r = crt_export(ca->crt, &ca->pem, err)) < 0 || (r = key_export(ca->key, &key_pem, err)) < 0)
+    if ((r = crt_export(ca->crt, &ca->pem, err)) < 0 ||
+        (r = key_export(ca->key, &key_pem, err)) < 0)
         return r;
     /* The key first: ca.pem present means the pair is complete. */
     if ((r = file_write(key_path, key_pem, 0600, err)) < 0)
@@ -361,8 +360,8 @@ static int ca_open(const char *dir, bool create, struct pki_ca *ret, struct mu_e
     }
     r = file_read(key_path, &key_pem, &key_len, err);
     if (r == 1)
-        r = mu_err_set(err, MU_EIO, "%s exists but %s is missing: restore it from a backup", crt_path,
-                       key_path);
+        r = mu_err_set(err, MU_EIO, "%s exists but %s is missing: restore it from a backup",
+                       crt_path, key_path);
     if (r < 0)
         goto out;
     if (crt_import(ca.pem, crt_len, &ca.crt) < 0) {
@@ -375,8 +374,7 @@ static int ca_open(const char *dir, bool create, struct pki_ca *ret, struct mu_e
     }
     unsigned is_ca = 0, critical = 0;
     int pathlen = 0;
-    if (gnutls_x509_crt_get_basic_constraints(ca.crt, &critical, &is_ca, &pathlen) < 0 ||
-        !is_ca) {
+    if (gnutls_x509_crt_get_basic_constraints(ca.crt, &critical, &is_ca, &pathlen) < 0 || !is_ca) {
         r = mu_err_set(err, MU_EIO, "%s is not a CA certificate", crt_path);
         goto out;
     }
@@ -439,8 +437,17 @@ static int server_issue(const struct pki_ca *ca, const char *const *names, char 
     int rc = gnutls_x509_crt_init(&crt);
     if (rc >= 0)
         rc = crt_base(crt, PKI_SERVER_DAYS, gnutls_x509_crt_get_expiration_time(ca->crt), serial);
+    /* The subject names the first DNS name (clients look at SANs; people at the CN). */
+    const char *cn = names[0];
+    for (size_t i = 0; names[i]; i++) {
+        unsigned char ip[16];
+        if (name_ip(names[i], ip) == 0) {
+            cn = names[i];
+            break;
+        }
+    }
     if (rc >= 0)
-        rc = crt_set_names(crt, names[0]);
+        rc = crt_set_names(crt, cn);
     if (rc >= 0)
         rc = gnutls_x509_crt_set_key(crt, key);
     for (size_t i = 0; rc >= 0 && names[i]; i++) {
@@ -450,9 +457,8 @@ static int server_issue(const struct pki_ca *ca, const char *const *names, char 
             rc = gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_IPADDRESS, ip,
                                                       (unsigned)iplen, GNUTLS_FSAN_APPEND);
         else
-            rc = gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_DNSNAME, names[i],
-                                                      (unsigned)strlen(names[i]),
-                                                      GNUTLS_FSAN_APPEND);
+            rc = gnutls_x509_crt_set_subject_alt_name(
+                crt, GNUTLS_SAN_DNSNAME, names[i], (unsigned)strlen(names[i]), GNUTLS_FSAN_APPEND);
     }
     if (rc >= 0)
         rc = gnutls_x509_crt_set_basic_constraints(crt, 0, -1);
@@ -543,8 +549,8 @@ static int csr_check_cn(gnutls_x509_crq_t crq, const char *cn, struct mu_err *er
         return mu_err_setf(err, MU_EINVAL, "csr", "the certificate request has no common name");
     char extra[256];
     size_t extra_size = sizeof extra;
-    if (gnutls_x509_crq_get_dn_by_oid(crq, GNUTLS_OID_X520_COMMON_NAME, 1, 0, extra,
-                                      &extra_size) != GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
+    if (gnutls_x509_crq_get_dn_by_oid(crq, GNUTLS_OID_X520_COMMON_NAME, 1, 0, extra, &extra_size) !=
+        GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
         return mu_err_setf(err, MU_EINVAL, "csr",
                            "the certificate request has more than one common name");
     if (size != strlen(cn) || memcmp(buf, cn, size) != 0)

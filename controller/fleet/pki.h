@@ -14,9 +14,9 @@
 #include "mutualis/err.h"
 
 struct mu_pki_files {
-    char *ca_pem;      /* PEM text of the CA certificate */
-    char *server_pem;  /* server certificate chain (leaf then CA) */
-    char *server_key;  /* server private key */
+    char *ca_pem;     /* PEM text of the CA certificate */
+    char *server_pem; /* server certificate chain (leaf then CA) */
+    char *server_key; /* server private key */
 };
 void mu_pki_files_clear(struct mu_pki_files *f);
 

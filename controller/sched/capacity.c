@@ -90,24 +90,26 @@ static int64_t min64(int64_t a, int64_t b)
 }
 
 int mu_sched_headroom(const struct mu_sched_snapshot *snap, const struct mu_sched_policy *policy,
-                      const struct mu_sched_request *req, int64_t *ret_per_node,
-                      int64_t *ret_total, struct mu_err *err)
+                      const struct mu_sched_request *req, int64_t *ret_per_node, int64_t *ret_total,
+                      struct mu_err *err)
 {
     struct mu_sched_rules r;
+    struct mu_sched_prepared pr;
     int rc = mu_sched_request_check(req, err);
     if (rc < 0)
         return rc;
     mu_sched_rules_init(policy, &r);
+    mu_sched_prepare(req, &pr);
 
     int64_t total = 0;
     for (size_t i = 0; i < snap->n_nodes; i++) {
         const struct mu_sched_node *n = &snap->nodes[i];
         int64_t count = 0;
-        if (mu_sched_node_rule(n, &r, req) == MU_SCHED_RULE_PASS) {
+        if (mu_sched_node_rule(n, &r, &pr) == MU_SCHED_RULE_PASS) {
             count = fits(mu_sched_alloc_ram(n, &r) - n->alloc_ram_mib, req->ram_mib);
             count = min64(count, fits(mu_sched_alloc_vcpus(n, &r) - n->alloc_vcpus, req->vcpus));
-            count = min64(count,
-                          fits(mu_sched_alloc_disk(n, &r) - n->alloc_disk_gib, req->disk_gib));
+            count =
+                min64(count, fits(mu_sched_alloc_disk(n, &r) - n->alloc_disk_gib, req->disk_gib));
             if (req->group_id != 0)
                 count = min64(count, 1);
         }
@@ -160,8 +162,8 @@ struct n1_scratch {
 };
 
 /* The loss of node f: its VMs placed on the others, each placement counting. */
-static void n1_one(const struct mu_sched_snapshot *snap, const struct mu_sched_rules *r,
-                   size_t f, struct n1_scratch *s, struct mu_sched_n1_node *out)
+static void n1_one(const struct mu_sched_snapshot *snap, const struct mu_sched_rules *r, size_t f,
+                   struct n1_scratch *s, struct mu_sched_n1_node *out)
 {
     const struct mu_sched_node *node = &snap->nodes[f];
     struct mu_sched_overlay ov = {
@@ -190,10 +192,12 @@ static void n1_one(const struct mu_sched_snapshot *snap, const struct mu_sched_r
             .n_exclude = 1,
         };
         struct mu_sched_decision d;
+        struct mu_sched_prepared pr;
         if (mu_sched_request_check(&req, NULL) < 0)
             continue; /* a VM that needs nothing needs no node */
+        mu_sched_prepare(&req, &pr);
         ov.n_groups = s->n_groups;
-        if (mu_sched_place_core(snap, r, &req, &ov, &d)) {
+        if (mu_sched_place_core(snap, r, &pr, &ov, &d)) {
             size_t j = d.node_index;
             if (s->vcpus[j] == 0 && s->ram[j] == 0 && s->disk[j] == 0)
                 s->touched[s->n_touched++] = j;

@@ -82,8 +82,8 @@ int mu_sched_request_check(const struct mu_sched_request *req, struct mu_err *er
 {
     if (req->vcpus < 0 || req->vcpus > REQ_MAX || req->ram_mib < 0 || req->ram_mib > REQ_MAX ||
         req->disk_gib < 0 || req->disk_gib > REQ_MAX)
-        return mu_err_setf(err, MU_EINVAL, "flavor", "vCPU, memory and disk must be between 0 and %" PRId64,
-                           REQ_MAX);
+        return mu_err_setf(err, MU_EINVAL, "flavor",
+                           "vCPU, memory and disk must be between 0 and %" PRId64, REQ_MAX);
     if (req->vcpus == 0 && req->ram_mib == 0 && req->disk_gib == 0)
         return mu_err_setf(err, MU_EINVAL, "flavor", "a VM must need some vCPU, memory or disk");
     if (req->group_id < 0)
@@ -100,6 +100,35 @@ int mu_sched_request_check(const struct mu_sched_request *req, struct mu_err *er
     return 0;
 }
 
+uint64_t mu_sched_label_bit(const char *label)
+{
+    /* FNV-1a */
+    uint64_t h = 14695981039346656037ULL;
+    for (const unsigned char *c = (const unsigned char *)label; *c; c++)
+        h = (h ^ *c) * 1099511628211ULL;
+    return (uint64_t)1 << (h >> 58);
+}
+
+uint64_t mu_sched_group_bit(int64_t group_id)
+{
+    /* splitmix64's finaliser */
+    uint64_t h = (uint64_t)group_id;
+    h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    h = (h ^ (h >> 27)) * 0x94d049bb133111ebULL;
+    h ^= h >> 31;
+    return (uint64_t)1 << (h >> 58);
+}
+
+void mu_sched_prepare(const struct mu_sched_request *req, struct mu_sched_prepared *ret_prep)
+{
+    struct mu_sched_prepared pr = {.req = req};
+    for (size_t i = 0; i < req->n_labels; i++)
+        pr.label_mask |= mu_sched_label_bit(req->labels[i]);
+    if (req->group_id != 0)
+        pr.group_bit = mu_sched_group_bit(req->group_id);
+    *ret_prep = pr;
+}
+
 static inline bool has_label(const struct mu_sched_node *n, const char *label)
 {
     for (size_t i = 0; i < n->n_labels; i++)
@@ -108,12 +137,13 @@ static inline bool has_label(const struct mu_sched_node *n, const char *label)
     return false;
 }
 
-static inline bool has_group(const struct mu_sched_node *n, size_t idx, int64_t group,
+static inline bool has_group(const struct mu_sched_node *n, size_t idx, int64_t group, uint64_t bit,
                              const struct mu_sched_overlay *ov)
 {
-    for (size_t i = 0; i < n->n_groups; i++)
-        if (n->groups[i] == group)
-            return true;
+    if (n->group_bloom & bit)
+        for (size_t i = 0; i < n->n_groups; i++)
+            if (n->groups[i] == group)
+                return true;
     if (ov)
         for (size_t i = 0; i < ov->n_groups; i++)
             if (ov->group_node[i] == idx && ov->group_id[i] == group)
@@ -123,9 +153,10 @@ static inline bool has_group(const struct mu_sched_node *n, size_t idx, int64_t 
 
 static inline enum mu_sched_rule rule(const struct mu_sched_node *n, size_t idx,
                                       const struct mu_sched_rules *r,
-                                      const struct mu_sched_request *req,
+                                      const struct mu_sched_prepared *pr,
                                       const struct mu_sched_overlay *ov)
 {
+    const struct mu_sched_request *req = pr->req;
     for (size_t i = 0; i < req->n_exclude; i++)
         if (req->exclude[i] == n->id)
             return MU_SCHED_RULE_EXCLUDED;
@@ -139,25 +170,46 @@ static inline enum mu_sched_rule rule(const struct mu_sched_node *n, size_t idx,
     } else if (n->health != MU_SCHED_HEALTH_UP) {
         return MU_SCHED_RULE_DOWN;
     }
-    for (size_t i = 0; i < req->n_labels; i++)
-        if (!has_label(n, req->labels[i]))
+    if (req->n_labels > 0) {
+        if ((n->label_bloom & pr->label_mask) != pr->label_mask)
             return MU_SCHED_RULE_LABELS;
-    if (req->group_id != 0 && has_group(n, idx, req->group_id, ov))
+        for (size_t i = 0; i < req->n_labels; i++)
+            if (!has_label(n, req->labels[i]))
+                return MU_SCHED_RULE_LABELS;
+    }
+    if (req->group_id != 0 && has_group(n, idx, req->group_id, pr->group_bit, ov))
         return MU_SCHED_RULE_GROUP;
     return MU_SCHED_RULE_PASS;
 }
 
 enum mu_sched_rule mu_sched_node_rule(const struct mu_sched_node *node,
                                       const struct mu_sched_rules *r,
-                                      const struct mu_sched_request *req)
+                                      const struct mu_sched_prepared *pr)
 {
-    return rule(node, 0, r, req, NULL);
+    return rule(node, 0, r, pr, NULL);
 }
 
-/* Free fraction left after the request lands; 0 for a resource with nothing allocatable. */
-static inline double left_fraction(int64_t free, int64_t need, int64_t allocatable)
+/* The free fraction a node is left with, as an exact ratio num/den (den > 0), so that
+ * ranking needs no division and equal fractions compare equal (1/2 = 2/4). */
+struct frac {
+    int64_t num;
+    int64_t den;
+};
+
+static inline struct frac left_fraction(int64_t free, int64_t need, int64_t allocatable)
 {
-    return allocatable > 0 ? (double)(free - need) / (double)allocatable : 0.0;
+    if (allocatable <= 0)
+        return (struct frac){0, 1};
+    return (struct frac){free - need, allocatable};
+}
+
+/* Sign of a − b. Sizes stay below 2^42 (REQ_MAX and realistic hardware), so the products
+ * fit in 128 bits. */
+static inline int frac_cmp(struct frac a, struct frac b)
+{
+    __extension__ __int128 x = (__int128)a.num * b.den;
+    __extension__ __int128 y = (__int128)b.num * a.den;
+    return (x > y) - (x < y);
 }
 
 /* A sentence built into a fixed buffer, truncated quietly if it runs long. */
@@ -215,8 +267,7 @@ static void explain(const struct mu_sched_snapshot *snap, const struct mu_sched_
         append(&t, " (need %" PRId64 " MiB, largest free %" PRId64 " MiB)", req->ram_mib,
                c->max_free_ram_mib);
     if (part(&t, c->no_vcpus, "lacks vCPUs", "lack vCPUs"))
-        append(&t, " (need %" PRId64 ", largest free %" PRId64 ")", req->vcpus,
-               c->max_free_vcpus);
+        append(&t, " (need %" PRId64 ", largest free %" PRId64 ")", req->vcpus, c->max_free_vcpus);
     if (part(&t, c->no_disk, "lacks disk", "lack disk"))
         append(&t, " (need %" PRId64 " GiB, largest free %" PRId64 " GiB)", req->disk_gib,
                c->max_free_disk_gib);
@@ -231,30 +282,46 @@ static inline void note_max(int64_t *max, int64_t free)
 }
 
 bool mu_sched_place_core(const struct mu_sched_snapshot *snap, const struct mu_sched_rules *r,
-                         const struct mu_sched_request *req, const struct mu_sched_overlay *ov,
+                         const struct mu_sched_prepared *pr, const struct mu_sched_overlay *ov,
                          struct mu_sched_decision *d)
 {
+    const struct mu_sched_request *req = pr->req;
     struct mu_sched_counts c = {
         .max_free_ram_mib = -1,
         .max_free_vcpus = -1,
         .max_free_disk_gib = -1,
     };
     size_t best = SIZE_MAX;
-    double best_ram = 0, best_cpu = 0;
+    struct frac best_ram = {0, 1}, best_cpu = {0, 1};
     int64_t best_id = 0;
     bool spread = r->weigher != MU_SCHED_PACK;
 
     for (size_t i = 0; i < snap->n_nodes; i++) {
         const struct mu_sched_node *n = &snap->nodes[i];
-        switch (rule(n, i, r, req, ov)) {
-        case MU_SCHED_RULE_PASS: break;
-        case MU_SCHED_RULE_EXCLUDED: c.excluded++; continue;
-        case MU_SCHED_RULE_MAINTENANCE: c.maintenance++; continue;
-        case MU_SCHED_RULE_DRAINING: c.draining++; continue;
-        case MU_SCHED_RULE_DOWN: c.down++; continue;
-        case MU_SCHED_RULE_UNKNOWN: c.unknown++; continue;
-        case MU_SCHED_RULE_LABELS: c.labels++; continue;
-        case MU_SCHED_RULE_GROUP: c.group++; continue;
+        switch (rule(n, i, r, pr, ov)) {
+        case MU_SCHED_RULE_PASS:
+            break;
+        case MU_SCHED_RULE_EXCLUDED:
+            c.excluded++;
+            continue;
+        case MU_SCHED_RULE_MAINTENANCE:
+            c.maintenance++;
+            continue;
+        case MU_SCHED_RULE_DRAINING:
+            c.draining++;
+            continue;
+        case MU_SCHED_RULE_DOWN:
+            c.down++;
+            continue;
+        case MU_SCHED_RULE_UNKNOWN:
+            c.unknown++;
+            continue;
+        case MU_SCHED_RULE_LABELS:
+            c.labels++;
+            continue;
+        case MU_SCHED_RULE_GROUP:
+            c.group++;
+            continue;
         }
 
         int64_t cap_ram = alloc_ram(n, r);
@@ -279,17 +346,18 @@ bool mu_sched_place_core(const struct mu_sched_snapshot *snap, const struct mu_s
         }
         c.fit++;
 
-        double fr = left_fraction(free_ram, req->ram_mib, cap_ram);
-        double fc = left_fraction(free_cpu, req->vcpus, cap_cpu);
-        bool better;
-        if (best == SIZE_MAX)
-            better = true;
-        else if (fr != best_ram)
-            better = spread ? fr > best_ram : fr < best_ram;
-        else if (fc != best_cpu)
-            better = spread ? fc > best_cpu : fc < best_cpu;
-        else
-            better = n->id < best_id;
+        struct frac fr = left_fraction(free_ram, req->ram_mib, cap_ram);
+        struct frac fc = left_fraction(free_cpu, req->vcpus, cap_cpu);
+        bool better = true;
+        if (best != SIZE_MAX) {
+            int cmp = frac_cmp(fr, best_ram);
+            if (cmp == 0)
+                cmp = frac_cmp(fc, best_cpu);
+            if (cmp == 0)
+                better = n->id < best_id;
+            else
+                better = spread ? cmp > 0 : cmp < 0;
+        }
         if (better) {
             best = i;
             best_ram = fr;
@@ -318,11 +386,13 @@ int mu_sched_place(const struct mu_sched_snapshot *snap, const struct mu_sched_p
                    struct mu_err *err)
 {
     struct mu_sched_rules r;
+    struct mu_sched_prepared pr;
     int rc = mu_sched_request_check(req, err);
     if (rc < 0)
         return rc;
     mu_sched_rules_init(policy, &r);
-    if (mu_sched_place_core(snap, &r, req, NULL, decision))
+    mu_sched_prepare(req, &pr);
+    if (mu_sched_place_core(snap, &r, &pr, NULL, decision))
         return 0;
     return mu_err_setf(err, MU_EQUOTA, "node", "%s", decision->reason);
 }

@@ -46,8 +46,8 @@ struct src {
 
 static size_t skip_ws(const struct src *s, size_t p)
 {
-    while (p < s->len && (s->text[p] == ' ' || s->text[p] == '\t' || s->text[p] == '\r' ||
-                          s->text[p] == '\n'))
+    while (p < s->len &&
+           (s->text[p] == ' ' || s->text[p] == '\t' || s->text[p] == '\r' || s->text[p] == '\n'))
         p++;
     return p;
 }
@@ -121,8 +121,8 @@ static size_t locate(const struct src *s, const int *path, size_t n, bool at_val
 }
 
 /* Fills err with "origin: line L, column C: message" for the member at path. */
-static int MU_PRINTF(6, 7) fail(struct mu_err *err, const struct src *s, const int *path,
-                                size_t n, bool at_value, const char *fmt, ...)
+static int MU_PRINTF(6, 7) fail(struct mu_err *err, const struct src *s, const int *path, size_t n,
+                                bool at_value, const char *fmt, ...)
 {
     char msg[400];
     va_list ap;
@@ -178,8 +178,7 @@ static int parse_overcommit(const cJSON *obj, const struct src *s, int index,
             dst = &p->disk_ratio;
         else
             return fail(err, s, path, 2, false,
-                        "unknown key \"%s\" in overcommit (expected cpu, ram or disk)",
-                        it->string);
+                        "unknown key \"%s\" in overcommit (expected cpu, ram or disk)", it->string);
         int rc = parse_ratio(it, s, path, dst, err);
         if (rc < 0)
             return rc;
@@ -187,8 +186,8 @@ static int parse_overcommit(const cJSON *obj, const struct src *s, int index,
     return 0;
 }
 
-static int parse_member(const cJSON *it, const struct src *s, int index,
-                        struct mu_sched_policy *p, bool *seen_version, struct mu_err *err)
+static int parse_member(const cJSON *it, const struct src *s, int index, struct mu_sched_policy *p,
+                        bool *seen_version, struct mu_err *err)
 {
     int path[1] = {index};
     const char *key = it->string;

@@ -51,25 +51,32 @@ struct mu_sched_vm {
     size_t n_labels;
 };
 
+/* Fields read on every placement come first (they share the first cache lines of a node).
+ * Labels and groups are set only through mu_sched_node_set_label, mu_sched_node_add_group
+ * and mu_sched_node_add_vm, which also keep the two filters that let placement skip most
+ * string and group comparisons; the other fields may be written directly. */
 struct mu_sched_node {
     int64_t id; /* > 0, unique in the snapshot */
-    char *name; /* owned */
     enum mu_sched_op_state op_state;
     enum mu_sched_health health;
-    bool kvm; /* hardware virtualisation (else QEMU emulation); informational */
     int64_t cpus;             /* physical CPUs (threads) */
     int64_t mem_mib;          /* physical memory */
     int64_t disk_gib;         /* size of the storage pool */
     int64_t reserved_mem_mib; /* host memory kept back; < 0: the policy's default */
-    char **labels;            /* "key=value", one per key, owned */
-    size_t n_labels;
     /* Sums of the flavors of the VMs on the node (mu_sched_node_add_vm adds to them; a
      * caller that keeps counters may set them directly). */
     int64_t alloc_vcpus;
     int64_t alloc_ram_mib;
     int64_t alloc_disk_gib;
+    uint64_t label_bloom; /* internal: one bit per label hash */
+    uint64_t group_bloom; /* internal: one bit per group hash */
+    char **labels;        /* "key=value", one per key, owned */
+    size_t n_labels;
     int64_t *groups; /* anti-affinity groups with a VM on this node, no duplicates */
     size_t n_groups;
+
+    char *name;              /* owned */
+    bool kvm;                /* hardware virtualisation (else QEMU emulation); informational */
     struct mu_sched_vm *vms; /* optional: needed only by the N+1 check */
     size_t n_vms;
     size_t cap_labels, cap_groups, cap_vms; /* internal */
@@ -115,7 +122,7 @@ enum mu_sched_weigher {
 };
 
 struct mu_sched_policy {
-    double cpu_ratio;         /* overcommit ratios, taken to the thousandth */
+    double cpu_ratio; /* overcommit ratios, taken to the thousandth */
     double ram_ratio;
     double disk_ratio;
     int64_t reserved_mem_mib; /* host memory kept back on nodes that do not set their own */
@@ -143,30 +150,30 @@ int mu_sched_policy_parse(const char *buf, size_t len, const char *origin,
 /* ---- placement -------------------------------------------------------------------- */
 
 struct mu_sched_request {
-    int64_t vcpus;    /* >= 0 each; at least one > 0 */
+    int64_t vcpus; /* each in [0, 2^40]; at least one > 0 */
     int64_t ram_mib;
     int64_t disk_gib;
-    int64_t group_id;            /* anti-affinity group, 0 for none */
-    const char *const *labels;   /* required labels "key=value", all must match */
+    int64_t group_id;          /* anti-affinity group, 0 for none */
+    const char *const *labels; /* required labels "key=value", all must match */
     size_t n_labels;
-    const int64_t *exclude;      /* node ids to skip (admission retries), may be NULL */
+    const int64_t *exclude; /* node ids to skip (admission retries), may be NULL */
     size_t n_exclude;
 };
 
 /* How many nodes each filter removed. Filters run in this order and a node is counted by
- * the first one that removes it, so the counts add up to the nodes not chosen. */
+ * the first one that removes it, so the counts and `fit` add up to the node count. */
 struct mu_sched_counts {
     size_t excluded;
     size_t maintenance;
     size_t draining;
     size_t down;
     size_t unknown;
-    size_t labels;   /* lack a required label */
-    size_t group;    /* already host a VM of the request's anti-affinity group */
-    size_t no_ram;   /* capacity, checked memory first, then vCPU, then disk */
+    size_t labels; /* lack a required label */
+    size_t group;  /* already host a VM of the request's anti-affinity group */
+    size_t no_ram; /* capacity, checked memory first, then vCPU, then disk */
     size_t no_vcpus;
     size_t no_disk;
-    size_t fit;      /* nodes that passed every filter */
+    size_t fit; /* nodes that passed every filter */
     /* Best remaining fit: the largest free amount among the nodes refused for that
      * resource (-1 when no node was refused for it). */
     int64_t max_free_ram_mib;
@@ -239,16 +246,16 @@ void mu_sched_cluster_capacity(const struct mu_sched_snapshot *snap,
  * snap->n_nodes entries and receives the per-node figures. Returns 0 and writes
  * *ret_total (and ret_per_node), or MU_EINVAL for a malformed request. */
 int mu_sched_headroom(const struct mu_sched_snapshot *snap, const struct mu_sched_policy *policy,
-                      const struct mu_sched_request *req, int64_t *ret_per_node,
-                      int64_t *ret_total, struct mu_err *err);
+                      const struct mu_sched_request *req, int64_t *ret_per_node, int64_t *ret_total,
+                      struct mu_err *err);
 
 /* What the loss of one node does: its VMs re-placed on the others, largest first (memory,
  * then vCPU, then disk, then id), with mu_sched_place's own filters and weigher, each
  * placement counting against the next. */
 struct mu_sched_n1_node {
     int64_t node_id;
-    size_t vms;            /* VMs on the node */
-    size_t unplaced;       /* of which found no other node */
+    size_t vms;      /* VMs on the node */
+    size_t unplaced; /* of which found no other node */
     /* Demand left without a home, per resource, counting a VM's need for a resource only
      * when some node refused it for lack of that resource. */
     int64_t short_vcpus;
@@ -258,10 +265,10 @@ struct mu_sched_n1_node {
 };
 
 struct mu_sched_n1 {
-    bool ok;              /* every node's VMs fit elsewhere */
-    size_t nodes_checked; /* nodes with at least one VM */
-    size_t nodes_failing; /* nodes whose loss leaves a VM without a node */
-    int64_t worst_node_id; /* 0 when ok */
+    bool ok;                       /* every node's VMs fit elsewhere */
+    size_t nodes_checked;          /* nodes with at least one VM */
+    size_t nodes_failing;          /* nodes whose loss leaves a VM without a node */
+    int64_t worst_node_id;         /* 0 when ok */
     struct mu_sched_n1_node worst; /* the failing node that strands the most memory (then
                                       the most VMs, vCPU, lowest id) */
     /* "N+1 holds: the VMs of any one of 12 nodes fit on the others", or

@@ -38,10 +38,23 @@ struct mu_sched_overlay {
 /* 0 if req is well formed, else MU_EINVAL with err set. */
 int mu_sched_request_check(const struct mu_sched_request *req, struct mu_err *err);
 
+/* The filter bits of labels and groups (a node whose bloom lacks a bit lacks the label or
+ * group; a bit present still needs the exact comparison). */
+uint64_t mu_sched_label_bit(const char *label);
+uint64_t mu_sched_group_bit(int64_t group_id);
+
+/* A checked request with its filter bits computed once. */
+struct mu_sched_prepared {
+    const struct mu_sched_request *req;
+    uint64_t label_mask;
+    uint64_t group_bit;
+};
+void mu_sched_prepare(const struct mu_sched_request *req, struct mu_sched_prepared *ret_prep);
+
 /* The one placement pass (req already checked). ov may be NULL. Fills *d; returns true
  * when a node was chosen. */
 bool mu_sched_place_core(const struct mu_sched_snapshot *snap, const struct mu_sched_rules *r,
-                         const struct mu_sched_request *req, const struct mu_sched_overlay *ov,
+                         const struct mu_sched_prepared *pr, const struct mu_sched_overlay *ov,
                          struct mu_sched_decision *d);
 
 /* Why a node is removed before capacity is looked at. */
@@ -60,6 +73,6 @@ enum mu_sched_rule {
  * mu_sched_place_core applies them. */
 enum mu_sched_rule mu_sched_node_rule(const struct mu_sched_node *node,
                                       const struct mu_sched_rules *r,
-                                      const struct mu_sched_request *req);
+                                      const struct mu_sched_prepared *pr);
 
 #endif

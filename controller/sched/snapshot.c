@@ -1,5 +1,5 @@
 /* The snapshot placement reads: nodes, their labels, groups and VMs, built by the caller. */
-#include "sched/sched.h"
+#include "sched/sched_impl.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -77,11 +77,15 @@ void mu_sched_node_set_label(struct mu_sched_node *node, const char *key, const 
         if (strncmp(node->labels[i], key, klen) == 0 && node->labels[i][klen] == '=') {
             free(node->labels[i]);
             node->labels[i] = label;
+            node->label_bloom = 0; /* recomputed: the old value's bit may be shared */
+            for (size_t j = 0; j < node->n_labels; j++)
+                node->label_bloom |= mu_sched_label_bit(node->labels[j]);
             return;
         }
     }
     node->labels = grow(node->labels, &node->cap_labels, node->n_labels, sizeof *node->labels);
     node->labels[node->n_labels++] = label;
+    node->label_bloom |= mu_sched_label_bit(label);
 }
 
 void mu_sched_node_add_group(struct mu_sched_node *node, int64_t group_id)
@@ -93,6 +97,7 @@ void mu_sched_node_add_group(struct mu_sched_node *node, int64_t group_id)
             return;
     node->groups = grow(node->groups, &node->cap_groups, node->n_groups, sizeof *node->groups);
     node->groups[node->n_groups++] = group_id;
+    node->group_bloom |= mu_sched_group_bit(group_id);
 }
 
 struct mu_sched_vm *mu_sched_node_add_vm(struct mu_sched_node *node, int64_t vm_id, int64_t vcpus,

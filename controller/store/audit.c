@@ -75,8 +75,7 @@ int st_audit_load_head(struct mu_store *st, struct mu_err *err)
     rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
         st->head_id = sqlite3_column_int64(s, 0);
-        snprintf(st->head_mac, sizeof st->head_mac, "%s",
-                 (const char *)sqlite3_column_text(s, 1));
+        snprintf(st->head_mac, sizeof st->head_mac, "%s", (const char *)sqlite3_column_text(s, 1));
         rc = 0;
     } else if (rc == SQLITE_DONE) {
         st->head_id = 0;
@@ -200,8 +199,8 @@ void mu_audit_entries_free(struct mu_audit_entry *e, size_t n)
 }
 
 #define SUBTREE_OF(col, p)                                                                         \
-    " AND " col " >= (SELECT path FROM tenants WHERE id = " p ")"                                \
-    " AND " col " < (SELECT substr(path, 1, length(path) - 1) || '0' FROM tenants"              \
+    " AND " col " >= (SELECT path FROM tenants WHERE id = " p ")"                                  \
+    " AND " col " < (SELECT substr(path, 1, length(path) - 1) || '0' FROM tenants"                 \
     " WHERE id = " p ")"
 
 int mu_store_audit_list(struct mu_store *st, const struct mu_audit_filter *f,
@@ -232,7 +231,7 @@ int mu_store_audit_list(struct mu_store *st, const struct mu_audit_filter *f,
     if (f->until_ms > 0)
         mu_buf_puts(&sql, " AND ts_ms < ?6");
     mu_buf_puts(&sql, " ORDER BY id LIMIT ?7");
-    s = st_stmt(c, sql.data, err);
+    s = st_stmt_dyn(c, sql.data, err);
     if (!s) {
         rc = MU_EIO;
         goto out;
@@ -294,7 +293,8 @@ static void check_head(struct mu_audit_verdict *v, int64_t last_id, int64_t head
         return;
     if (head_id > last_id) {
         verdict_bad(v, head_id,
-                    "entry %" PRId64 " (%s) is missing: the trail was truncated after entry %" PRId64,
+                    "entry %" PRId64
+                    " (%s) is missing: the trail was truncated after entry %" PRId64,
                     head_id, origin, last_id);
         return;
     }
@@ -332,8 +332,7 @@ int mu_store_audit_verify(struct mu_store *st, int64_t expect_head_id, const cha
                                   e.action, e.target, e.outcome,   e.request_id, e.detail};
         if (v.ok && e.id != expect) {
             if (expect == 1)
-                verdict_bad(&v, 1, "entry 1 is missing: the trail starts at entry %" PRId64,
-                            e.id);
+                verdict_bad(&v, 1, "entry 1 is missing: the trail starts at entry %" PRId64, e.id);
             else
                 verdict_bad(&v, expect,
                             "entry %" PRId64 " is missing: the trail jumps from entry %" PRId64

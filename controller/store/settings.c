@@ -1,8 +1,7 @@
 /* Key/value settings (bootstrap done, instance id, ...). */
 #include "store/store_int.h"
 
-int mu_store_setting_get(struct mu_store *st, const char *key, char **ret_value,
-                         struct mu_err *err)
+int mu_store_setting_get(struct mu_store *st, const char *key, char **ret_value, struct mu_err *err)
 {
     struct st_conn *c = st_reader(st, err);
     sqlite3_stmt *s;

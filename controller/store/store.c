@@ -2,6 +2,7 @@
  * transaction helpers the table files build on. */
 #include "store/store_int.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,13 +17,32 @@ int st_sql_err(struct st_conn *c, int rc, const char *what, struct mu_err *err)
     return mu_err_set(err, MU_EIO, "storage error while %s: %s", what, msg);
 }
 
-sqlite3_stmt *st_stmt(struct st_conn *c, const char *sql, struct mu_err *err)
+static uint64_t sql_hash(const char *sql)
+{
+    uint64_t h = 14695981039346656037ULL; /* FNV-1a */
+
+    for (const unsigned char *p = (const unsigned char *)sql; *p; p++)
+        h = (h ^ *p) * 1099511628211ULL;
+    return h;
+}
+
+static sqlite3_stmt *stmt_get(struct st_conn *c, const char *sql, bool literal, struct mu_err *err)
 {
     sqlite3_stmt *s = NULL;
+    uint64_t h;
     int rc;
 
+    /* Hot path: a string literal is found by its address, without reading it. */
+    for (size_t i = 0; literal && i < c->ncache; i++) {
+        if (c->cache[i].literal == sql) {
+            s = c->cache[i].stmt;
+            sqlite3_reset(s);
+            return s;
+        }
+    }
+    h = sql_hash(sql);
     for (size_t i = 0; i < c->ncache; i++) {
-        if (strcmp(c->cache[i].sql, sql) == 0) {
+        if (c->cache[i].hash == h && strcmp(c->cache[i].sql, sql) == 0) {
             s = c->cache[i].stmt;
             sqlite3_reset(s);
             sqlite3_clear_bindings(s);
@@ -31,19 +51,30 @@ sqlite3_stmt *st_stmt(struct st_conn *c, const char *sql, struct mu_err *err)
     }
     rc = sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL);
     if (rc != SQLITE_OK) {
-        mu_err_set(err, MU_EIO, "storage error while preparing a query: %s",
-                   sqlite3_errmsg(c->db));
+        mu_err_set(err, MU_EIO, "storage error while preparing a query: %s", sqlite3_errmsg(c->db));
         sqlite3_finalize(s);
         return NULL;
     }
     /* Beyond the cache size (never reached by the fixed set of queries) statements are
      * finalized by st_stmt_done instead of kept. */
     if (c->ncache < ST_CACHE_MAX) {
+        c->cache[c->ncache].hash = h;
+        c->cache[c->ncache].literal = literal ? sql : NULL;
         c->cache[c->ncache].sql = mu_xstrdup(sql);
         c->cache[c->ncache].stmt = s;
         c->ncache++;
     }
     return s;
+}
+
+sqlite3_stmt *st_stmt(struct st_conn *c, const char *sql, struct mu_err *err)
+{
+    return stmt_get(c, sql, true, err);
+}
+
+sqlite3_stmt *st_stmt_dyn(struct st_conn *c, const char *sql, struct mu_err *err)
+{
+    return stmt_get(c, sql, false, err);
 }
 
 void st_stmt_done(struct st_conn *c, sqlite3_stmt *s)
@@ -129,8 +160,8 @@ static void conn_close(struct st_conn *c)
 
 static int conn_open(struct mu_store *st, struct st_conn *c, bool writer, struct mu_err *err)
 {
-    int flags = SQLITE_OPEN_NOMUTEX | (writer ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
-                                              : SQLITE_OPEN_READONLY);
+    int flags = SQLITE_OPEN_NOMUTEX |
+                (writer ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY);
     int rc;
 
     c->st = st;

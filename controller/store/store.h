@@ -23,9 +23,9 @@
 struct mu_store;
 
 struct mu_store_opts {
-    const char *path;        /* database file */
-    const char *vfs;         /* SQLite VFS name, NULL for the default (tests wrap it) */
-    const char *audit_key;   /* HMAC key for the audit chain (32 bytes) */
+    const char *path;      /* database file */
+    const char *vfs;       /* SQLite VFS name, NULL for the default (tests wrap it) */
+    const char *audit_key; /* HMAC key for the audit chain (32 bytes) */
     size_t audit_key_len;
 };
 
@@ -38,19 +38,18 @@ int mu_store_schema_version(struct mu_store *st);
 /* ---- audit ---------------------------------------------------------------------- */
 
 struct mu_audit_rec {
-    const char *actor;      /* user name, "bootstrap", "anonymous" */
-    const char *role;       /* operator, observer, tenant-admin, tenant-reader, "" */
-    int64_t tenant_id;      /* tenant the action concerns (0: none / global) */
-    const char *action;     /* the RBAC action name, e.g. "tenant.create" */
-    const char *target;     /* "tenant/42", "user/alice" */
-    const char *outcome;    /* "ok", or "denied", "invalid", "not-found", "conflict" */
+    const char *actor;   /* user name, "bootstrap", "anonymous" */
+    const char *role;    /* operator, observer, tenant-admin, tenant-reader, "" */
+    int64_t tenant_id;   /* tenant the action concerns (0: none / global) */
+    const char *action;  /* the RBAC action name, e.g. "tenant.create" */
+    const char *target;  /* "tenant/42", "user/alice" */
+    const char *outcome; /* "ok", or "denied", "invalid", "not-found", "conflict" */
     const char *request_id;
-    const char *detail;     /* optional: short text (refusal reason, "moved from 3 to 7") */
+    const char *detail; /* optional: short text (refusal reason, "moved from 3 to 7") */
 };
 
 /* Appends one entry on its own (refused attempts). */
-int mu_store_audit_append(struct mu_store *st, const struct mu_audit_rec *rec,
-                          struct mu_err *err);
+int mu_store_audit_append(struct mu_store *st, const struct mu_audit_rec *rec, struct mu_err *err);
 
 struct mu_audit_entry {
     int64_t id;
@@ -61,12 +60,12 @@ struct mu_audit_entry {
 };
 
 struct mu_audit_filter {
-    int64_t scope_tenant_id; /* 0: all; else only entries whose tenant is in this subtree */
-    int64_t tenant_id;       /* 0: any; else this tenant's subtree */
-    const char *actor;       /* NULL: any */
+    int64_t scope_tenant_id;    /* 0: all; else only entries whose tenant is in this subtree */
+    int64_t tenant_id;          /* 0: any; else this tenant's subtree */
+    const char *actor;          /* NULL: any */
     int64_t since_ms, until_ms; /* 0: open */
-    int64_t after_id;        /* pagination: entries with id > after_id */
-    int limit;               /* 1..1000 */
+    int64_t after_id;           /* pagination: entries with id > after_id */
+    int limit;                  /* 1..1000 */
 };
 
 /* Lists entries by ascending id. *ret_entries is an array of *ret_n entries. */
@@ -76,10 +75,10 @@ void mu_audit_entries_free(struct mu_audit_entry *e, size_t n);
 
 struct mu_audit_verdict {
     bool ok;
-    int64_t checked;       /* entries checked */
-    int64_t first_bad_id;  /* 0 if none */
-    char reason[256];      /* "entry 17: mac does not match (edited or removed before it)" */
-    int64_t head_id;       /* last entry id and its mac */
+    int64_t checked;      /* entries checked */
+    int64_t first_bad_id; /* 0 if none */
+    char reason[256];     /* "entry 17: mac does not match (edited or removed before it)" */
+    int64_t head_id;      /* last entry id and its mac */
     char head_mac[65];
 };
 
@@ -95,18 +94,18 @@ int mu_store_audit_head(struct mu_store *st, int64_t *ret_id, char ret_mac[65]);
 
 struct mu_tenant {
     int64_t id;
-    int64_t parent_id;   /* 0: root */
+    int64_t parent_id; /* 0: root */
     char *name;
-    char *kind;          /* syndicat, epci, commune, departement, other */
-    char *epci_form;     /* CC, CA, CU, METRO, MET69 for epci; NULL otherwise */
-    char *siren;         /* NULL when none */
-    char *insee;         /* communes only; NULL otherwise */
-    char *dept;          /* département code or NULL */
-    char *region;        /* région code or NULL */
-    int64_t population;  /* -1: unknown */
+    char *kind;         /* syndicat, epci, commune, departement, other */
+    char *epci_form;    /* CC, CA, CU, METRO, MET69 for epci; NULL otherwise */
+    char *siren;        /* NULL when none */
+    char *insee;        /* communes only; NULL otherwise */
+    char *dept;         /* département code or NULL */
+    char *region;       /* région code or NULL */
+    int64_t population; /* -1: unknown */
     char *contact_name, *contact_email, *contact_phone; /* each may be NULL */
-    char *status;        /* active, suspended, archived */
-    int depth;           /* 0 for a root */
+    char *status;                                       /* active, suspended, archived */
+    int depth;                                          /* 0 for a root */
     int64_t created_ms, updated_ms;
 };
 void mu_tenant_clear(struct mu_tenant *t); /* frees the strings */
@@ -127,8 +126,7 @@ int mu_store_tenant_move(struct mu_store *st, int64_t id, int64_t new_parent_id,
 int mu_store_tenant_delete(struct mu_store *st, int64_t id, const struct mu_audit_rec *audit,
                            struct mu_err *err);
 /* MU_ENOTFOUND if absent. */
-int mu_store_tenant_get(struct mu_store *st, int64_t id, struct mu_tenant *ret,
-                        struct mu_err *err);
+int mu_store_tenant_get(struct mu_store *st, int64_t id, struct mu_tenant *ret, struct mu_err *err);
 /* True if tenant_id is ancestor_id or lies in its subtree (cheap: indexed path compare). */
 bool mu_store_tenant_in_subtree(struct mu_store *st, int64_t ancestor_id, int64_t tenant_id);
 /* Ancestors from the root down to (and including) id. */
@@ -136,15 +134,15 @@ int mu_store_tenant_ancestors(struct mu_store *st, int64_t id, int64_t **ret_ids
                               struct mu_err *err);
 
 struct mu_tenant_filter {
-    int64_t scope_id;     /* 0: everything; else only this tenant's subtree (RBAC scope) */
-    int64_t parent_id;    /* -1: any; 0: roots; else direct children of this tenant */
-    int64_t subtree_of;   /* 0: any; else this tenant's whole subtree (itself included) */
-    const char *kind;     /* NULL: any */
-    const char *q;        /* NULL: any; else folded and matched as a substring of the
-                             folded name, or exactly against siren / insee */
-    const char *status;   /* NULL: any */
-    int64_t after_id;     /* pagination by ascending id */
-    int limit;            /* 1..1000 */
+    int64_t scope_id;   /* 0: everything; else only this tenant's subtree (RBAC scope) */
+    int64_t parent_id;  /* -1: any; 0: roots; else direct children of this tenant */
+    int64_t subtree_of; /* 0: any; else this tenant's whole subtree (itself included) */
+    const char *kind;   /* NULL: any */
+    const char *q;      /* NULL: any; else folded and matched as a substring of the
+                           folded name, or exactly against siren / insee */
+    const char *status; /* NULL: any */
+    int64_t after_id;   /* pagination by ascending id */
+    int limit;          /* 1..1000 */
 };
 int mu_store_tenant_list(struct mu_store *st, const struct mu_tenant_filter *f,
                          struct mu_tenant **ret, size_t *ret_n, struct mu_err *err);
@@ -154,8 +152,8 @@ int mu_store_tenant_list(struct mu_store *st, const struct mu_tenant_filter *f,
  * parent of each entry: parent_id if > 0, else the tenant created/matched for
  * entries[parent_index] (which must come earlier in the array). */
 struct mu_tenant_upsert {
-    struct mu_tenant t;   /* t.parent_id used when parent_index < 0 */
-    int parent_index;     /* -1: use t.parent_id */
+    struct mu_tenant t; /* t.parent_id used when parent_index < 0 */
+    int parent_index;   /* -1: use t.parent_id */
 };
 struct mu_import_counts {
     int64_t created, updated, unchanged;
@@ -192,7 +190,7 @@ int mu_store_user_update(struct mu_store *st, const struct mu_user *u,
 int mu_store_user_delete(struct mu_store *st, int64_t id, const struct mu_audit_rec *audit,
                          struct mu_err *err);
 struct mu_user_filter {
-    int64_t scope_id;  /* 0: all; else users whose tenant lies in this subtree */
+    int64_t scope_id; /* 0: all; else users whose tenant lies in this subtree */
     int64_t after_id;
     int limit;
 };
@@ -204,7 +202,7 @@ struct mu_token {
     int64_t id;
     int64_t user_id;
     char *name;
-    char hash[65];        /* hex SHA-256 of the secret */
+    char hash[65]; /* hex SHA-256 of the secret */
     int64_t created_ms;
     int64_t expires_ms;   /* 0: never */
     int64_t revoked_ms;   /* 0: not revoked */
@@ -225,8 +223,8 @@ int mu_store_token_revoke(struct mu_store *st, int64_t id, const struct mu_audit
 int mu_store_token_list(struct mu_store *st, int64_t user_id, int64_t after_id, int limit,
                         struct mu_token **ret, size_t *ret_n, struct mu_err *err);
 /* Batch flush of in-memory last-use times: n pairs (token id, ms). No audit. */
-int mu_store_token_touch_many(struct mu_store *st, const int64_t *ids, const int64_t *ms,
-                              size_t n, struct mu_err *err);
+int mu_store_token_touch_many(struct mu_store *st, const int64_t *ids, const int64_t *ms, size_t n,
+                              struct mu_err *err);
 
 /* ---- key/value settings (e.g. bootstrap done) ----------------------------------- */
 int mu_store_setting_get(struct mu_store *st, const char *key, char **ret_value,

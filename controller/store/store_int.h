@@ -9,9 +9,9 @@
 
 #include "store/store.h"
 
-#define ST_CACHE_MAX  128
-#define ST_BUSY_MS    10000
-#define ST_MAC_ZERO   "0000000000000000000000000000000000000000000000000000000000000000"
+#define ST_CACHE_MAX 128
+#define ST_BUSY_MS   10000
+#define ST_MAC_ZERO  "0000000000000000000000000000000000000000000000000000000000000000"
 
 /* One SQLite connection and its prepared statements, reused by SQL text. A connection is
  * used by one thread at a time: the writer under st->wmu, a reader by its own thread. */
@@ -21,6 +21,8 @@ struct st_conn {
     struct st_conn *next; /* readers registry */
     size_t ncache;
     struct {
+        const char *literal; /* the string literal it was first asked with, or NULL */
+        uint64_t hash;       /* of sql, to skip most string compares */
         char *sql;
         sqlite3_stmt *stmt;
     } cache[ST_CACHE_MAX];
@@ -45,9 +47,12 @@ struct mu_store {
     struct st_conn *readers;
 };
 
-/* Statement from c's cache (prepared on first use), reset and unbound. NULL with err set
- * (MU_EIO) on failure. Give it back with st_stmt_done. */
+/* Statement from c's cache (prepared on first use), reset. NULL with err set (MU_EIO) on
+ * failure. Give it back with st_stmt_done (which also unbinds). st_stmt takes a string
+ * LITERAL (it is then found again by address); SQL built at run time goes through
+ * st_stmt_dyn. */
 sqlite3_stmt *st_stmt(struct st_conn *c, const char *sql, struct mu_err *err);
+sqlite3_stmt *st_stmt_dyn(struct st_conn *c, const char *sql, struct mu_err *err);
 void st_stmt_done(struct st_conn *c, sqlite3_stmt *s);
 
 /* Maps a SQLite failure to an error: constraint failures become MU_ECONFLICT, the rest
@@ -98,13 +103,12 @@ struct st_tenant_loc {
 void st_tenant_loc_clear(struct st_tenant_loc *l);
 /* Path, depth and name of tenant id. MU_ENOTFOUND when absent, without touching err (the
  * caller knows whether that is a 404 or a bad parent). */
-int st_tenant_locate(struct st_conn *c, int64_t id, struct st_tenant_loc *ret,
-                     struct mu_err *err);
+int st_tenant_locate(struct st_conn *c, int64_t id, struct st_tenant_loc *ret, struct mu_err *err);
 /* SIREN and commune INSEE uniqueness against every tenant but self_id. */
 int st_tenant_check_unique(struct st_conn *c, const struct mu_tenant *t, int64_t self_id,
                            struct mu_err *err);
-int st_tenant_insert_tx(struct st_conn *c, const struct mu_tenant *t, int64_t now,
-                        int64_t *ret_id, char **ret_path, struct mu_err *err);
+int st_tenant_insert_tx(struct st_conn *c, const struct mu_tenant *t, int64_t now, int64_t *ret_id,
+                        char **ret_path, struct mu_err *err);
 int st_tenant_move_tx(struct st_conn *c, int64_t id, int64_t new_parent_id, int64_t now,
                       struct mu_err *err);
 /* Writes every field but id, parent, path, depth and created (update and import). */
@@ -112,7 +116,7 @@ int st_tenant_write_fields(struct st_conn *c, const struct mu_tenant *t, int64_t
                            struct mu_err *err);
 void st_tenant_from_row(sqlite3_stmt *s, struct mu_tenant *t);
 #define ST_TENANT_COLS                                                                             \
-    "id, parent_id, name, kind, epci_form, siren, insee, dept, region, population, "              \
+    "id, parent_id, name, kind, epci_form, siren, insee, dept, region, population, "               \
     "contact_name, contact_email, contact_phone, status, depth, created_ms, updated_ms"
 
 #endif

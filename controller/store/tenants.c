@@ -123,8 +123,8 @@ int st_tenant_check_unique(struct st_conn *c, const struct mu_tenant *t, int64_t
                     self_id, &other, &name, err);
         if (rc == 1)
             rc = mu_err_setf(err, MU_ECONFLICT, "siren",
-                             "SIREN %s is already used by tenant %" PRId64 " (%s)", t->siren,
-                             other, name);
+                             "SIREN %s is already used by tenant %" PRId64 " (%s)", t->siren, other,
+                             name);
     }
     if (rc == 0 && t->insee && t->kind && strcmp(t->kind, "commune") == 0) {
         rc = holder(c,
@@ -133,8 +133,8 @@ int st_tenant_check_unique(struct st_conn *c, const struct mu_tenant *t, int64_t
                     t->insee, self_id, &other, &name, err);
         if (rc == 1)
             rc = mu_err_setf(err, MU_ECONFLICT, "insee",
-                             "INSEE code %s is already used by commune %" PRId64 " (%s)",
-                             t->insee, other, name);
+                             "INSEE code %s is already used by commune %" PRId64 " (%s)", t->insee,
+                             other, name);
     }
     free(name);
     return rc;
@@ -167,8 +167,8 @@ static int check_required(const struct mu_tenant *t, struct mu_err *err)
     return 0;
 }
 
-int st_tenant_insert_tx(struct st_conn *c, const struct mu_tenant *t, int64_t now,
-                        int64_t *ret_id, char **ret_path, struct mu_err *err)
+int st_tenant_insert_tx(struct st_conn *c, const struct mu_tenant *t, int64_t now, int64_t *ret_id,
+                        char **ret_path, struct mu_err *err)
 {
     struct st_tenant_loc parent = {0};
     MU_AUTOFREE char *fold = NULL;
@@ -309,8 +309,7 @@ int st_tenant_move_tx(struct st_conn *c, int64_t id, int64_t new_parent_id, int6
         if (strncmp(parent.path, self.path, strlen(self.path)) == 0) {
             rc = mu_err_setf(err, MU_ECONFLICT, "parent_id",
                              "cannot move tenant %" PRId64 " (%s) under tenant %" PRId64
-                             " (%s): tenant %" PRId64 " is inside tenant %" PRId64
-                             "'s subtree",
+                             " (%s): tenant %" PRId64 " is inside tenant %" PRId64 "'s subtree",
                              id, self.name, new_parent_id, parent.name, new_parent_id, id);
             goto out;
         }
@@ -558,8 +557,7 @@ int mu_store_tenant_ancestors(struct mu_store *st, int64_t id, int64_t **ret_ids
             break;
         seg = mu_xstrndup(p, (size_t)(slash - p));
         if (mu_parse_i64(seg, 1, INT64_MAX, &ids[n]) < 0) {
-            rc = mu_err_set(err, MU_EIO, "tenant %" PRId64 " has a corrupt path %s", id,
-                            self.path);
+            rc = mu_err_set(err, MU_EIO, "tenant %" PRId64 " has a corrupt path %s", id, self.path);
             goto out;
         }
         n++;
@@ -578,7 +576,7 @@ out:
 }
 
 #define SUBTREE_OF(p)                                                                              \
-    " AND path >= (SELECT path FROM tenants WHERE id = " p ")"                                   \
+    " AND path >= (SELECT path FROM tenants WHERE id = " p ")"                                     \
     " AND path < (SELECT substr(path, 1, length(path) - 1) || '0' FROM tenants WHERE id = " p ")"
 
 int mu_store_tenant_list(struct mu_store *st, const struct mu_tenant_filter *f,
@@ -619,7 +617,7 @@ int mu_store_tenant_list(struct mu_store *st, const struct mu_tenant_filter *f,
             mu_buf_puts(&sql, " AND (siren = ?8 OR insee = ?8)");
     }
     mu_buf_puts(&sql, " ORDER BY id LIMIT ?9");
-    s = st_stmt(c, sql.data, err);
+    s = st_stmt_dyn(c, sql.data, err);
     if (!s) {
         rc = MU_EIO;
         goto out;

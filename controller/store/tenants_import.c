@@ -51,9 +51,8 @@ static bool same_fields(const struct mu_tenant *a, const struct mu_tenant *b)
 {
     return str_eq(a->name, b->name) && str_eq(a->kind, b->kind) &&
            str_eq(a->epci_form, b->epci_form) && str_eq(a->siren, b->siren) &&
-           str_eq(a->insee, b->insee) && str_eq(a->dept, b->dept) &&
-           str_eq(a->region, b->region) && a->population == b->population &&
-           str_eq(a->contact_name, b->contact_name) &&
+           str_eq(a->insee, b->insee) && str_eq(a->dept, b->dept) && str_eq(a->region, b->region) &&
+           a->population == b->population && str_eq(a->contact_name, b->contact_name) &&
            str_eq(a->contact_email, b->contact_email) &&
            str_eq(a->contact_phone, b->contact_phone) && str_eq(a->status, b->status);
 }
@@ -114,7 +113,7 @@ int mu_store_tenant_upsert_many(struct mu_store *st, const struct mu_tenant_upse
     int64_t *ids = mu_xcalloc(n ? n : 1, sizeof *ids);
     int64_t now = mu_now_ms();
     struct st_conn *c;
-    char detail[160];
+    MU_AUTOFREE char *detail = NULL;
     int rc = 0;
 
     c = st_tx_begin(st, err);
@@ -151,11 +150,16 @@ int mu_store_tenant_upsert_many(struct mu_store *st, const struct mu_tenant_upse
             counts.unchanged++;
         rc = 0;
     }
-    if (rc == 0) {
-        snprintf(detail, sizeof detail,
-                 "%zu entries: created %" PRId64 ", updated %" PRId64 ", unchanged %" PRId64, n,
-                 counts.created, counts.updated, counts.unchanged);
-        rc = st_audit_append_tx(st, audit, 0, "tenants", detail, err);
+    if (rc == 0 && audit) {
+        /* The counts go into the entry, after the caller's own detail if any. */
+        struct mu_audit_rec rec = *audit;
+
+        detail = mu_xasprintf("%s%s%zu entries: created %" PRId64 ", updated %" PRId64
+                              ", unchanged %" PRId64,
+                              audit->detail ? audit->detail : "", audit->detail ? "; " : "", n,
+                              counts.created, counts.updated, counts.unchanged);
+        rec.detail = detail;
+        rc = st_audit_append_tx(st, &rec, 0, "tenants", NULL, err);
     }
     free(ids);
     rc = st_tx_end(st, rc, err);

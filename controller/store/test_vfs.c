@@ -12,8 +12,8 @@
 #include "mutualis/util.h"
 
 struct sync_file {
-    sqlite3_file base;    /* must be first: our methods */
-    sqlite3_file *real;   /* the wrapped file, allocated after us */
+    sqlite3_file base;  /* must be first: our methods */
+    sqlite3_file *real; /* the wrapped file, allocated after us */
     char name[256];
 };
 
@@ -138,10 +138,10 @@ static const char *pending_log;
 static void do_register(void)
 {
     real_vfs = sqlite3_vfs_find(NULL);
-    sync_methods = (sqlite3_io_methods){3,         x_close,  x_read,       x_write,    x_truncate,
-                                        x_sync,    x_size,   x_lock,       x_unlock,   x_check,
-                                        x_fctl,    x_sector, x_dev,        x_shmmap,   x_shmlock,
-                                        x_shmbarrier, x_shmunmap, x_fetch, x_unfetch};
+    sync_methods = (sqlite3_io_methods){
+        3,         x_close,      x_read,     x_write, x_truncate, x_sync, x_size,
+        x_lock,    x_unlock,     x_check,    x_fctl,  x_sector,   x_dev,  x_shmmap,
+        x_shmlock, x_shmbarrier, x_shmunmap, x_fetch, x_unfetch};
     sync_vfs = *real_vfs;
     sync_vfs.zName = "mu-sync-log";
     sync_vfs.szOsFile = (int)sizeof(struct sync_file) + real_vfs->szOsFile;

@@ -79,8 +79,7 @@ int mu_store_token_insert(struct mu_store *st, const struct mu_token *t,
         return MU_EIO;
     rc = token_owner(c, t->user_id, &owner, &tenant, err);
     if (rc == 0)
-        rc = mu_err_setf(err, MU_EINVAL, "user_id", "user %" PRId64 " does not exist",
-                         t->user_id);
+        rc = mu_err_setf(err, MU_EINVAL, "user_id", "user %" PRId64 " does not exist", t->user_id);
     if (rc < 0)
         goto out;
     s = st_stmt(c, "SELECT id FROM tokens WHERE hash = ?1", err);
@@ -160,14 +159,12 @@ static int token_get_by(struct mu_store *st, const char *sql, int64_t id, const 
 int mu_store_token_get_by_hash(struct mu_store *st, const char *hash, struct mu_token *ret,
                                struct mu_err *err)
 {
-    return token_get_by(st, "SELECT " TOKEN_COLS " FROM tokens WHERE hash = ?1", 0, hash, ret,
-                        err);
+    return token_get_by(st, "SELECT " TOKEN_COLS " FROM tokens WHERE hash = ?1", 0, hash, ret, err);
 }
 
 int mu_store_token_get(struct mu_store *st, int64_t id, struct mu_token *ret, struct mu_err *err)
 {
-    return token_get_by(st, "SELECT " TOKEN_COLS " FROM tokens WHERE id = ?1", id, NULL, ret,
-                        err);
+    return token_get_by(st, "SELECT " TOKEN_COLS " FROM tokens WHERE id = ?1", id, NULL, ret, err);
 }
 
 int mu_store_token_revoke(struct mu_store *st, int64_t id, const struct mu_audit_rec *audit,
@@ -266,8 +263,8 @@ int mu_store_token_list(struct mu_store *st, int64_t user_id, int64_t after_id, 
     return 0;
 }
 
-int mu_store_token_touch_many(struct mu_store *st, const int64_t *ids, const int64_t *ms,
-                              size_t n, struct mu_err *err)
+int mu_store_token_touch_many(struct mu_store *st, const int64_t *ids, const int64_t *ms, size_t n,
+                              struct mu_err *err)
 {
     struct st_conn *c;
     sqlite3_stmt *s;

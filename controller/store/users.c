@@ -155,8 +155,7 @@ static int user_get_by(struct mu_store *st, const char *sql, int64_t id, const c
 
 int mu_store_user_get(struct mu_store *st, int64_t id, struct mu_user *ret, struct mu_err *err)
 {
-    return user_get_by(st, "SELECT " USER_COLS " FROM users u WHERE u.id = ?1", id, NULL, ret,
-                       err);
+    return user_get_by(st, "SELECT " USER_COLS " FROM users u WHERE u.id = ?1", id, NULL, ret, err);
 }
 
 int mu_store_user_get_by_name(struct mu_store *st, const char *name, struct mu_user *ret,
@@ -302,8 +301,9 @@ int mu_store_user_list(struct mu_store *st, const struct mu_user_filter *f, stru
                     "FROM tenants WHERE id = ?2) ORDER BY u.id LIMIT ?3",
                     err);
     else
-        s = st_stmt(c, "SELECT " USER_COLS " FROM users u WHERE u.id > ?1 AND ?2 = 0 "
-                       "ORDER BY u.id LIMIT ?3",
+        s = st_stmt(c,
+                    "SELECT " USER_COLS " FROM users u WHERE u.id > ?1 AND ?2 = 0 "
+                    "ORDER BY u.id LIMIT ?3",
                     err);
     if (!s)
         return MU_EIO;

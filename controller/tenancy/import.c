@@ -155,11 +155,22 @@ static const char *str_field(const cJSON *obj, const char *key)
     return cJSON_IsString(it) ? it->valuestring : NULL;
 }
 
+/* Some versions of the package describe the communes of the overseas collectivities
+ * (975, 977, 978, 986-988) with "collectiviteOutremer": {"code", "nom"} instead of
+ * departement and region; the collectivity is then both. */
+static const char *com_code(const cJSON *obj)
+{
+    const cJSON *com = field(obj, "collectiviteOutremer");
+    return cJSON_IsObject(com) ? str_field(com, "code") : NULL;
+}
+
 /* The département a commune entry belongs to: its "departement" field, or the prefix of
  * its INSEE code. */
 static const char *commune_dept(const cJSON *obj, const char *code, char buf[4])
 {
     const char *d = obj ? str_field(obj, "departement") : NULL;
+    if (!d && obj)
+        d = com_code(obj);
     if (d)
         return d;
     return mu_tenancy_insee_dept(code, buf) ? buf : NULL;
@@ -267,9 +278,9 @@ static void index_communes(struct planner *pl, const cJSON *communes)
             char l[300];
             label(l, sizeof l, "commune", code, str_field(e, "nom"));
             add_reject(pl, code,
-                       "%s: INSEE code %s appears twice among the current communes "
+                       "%s: the INSEE code appears twice among the current communes "
                        "(entries #%d and #%d); the first is kept",
-                       l, code, pl->communes[first].index, i);
+                       l, pl->communes[first].index, i);
             continue;
         }
         struct commune_rec *c = &pl->communes[pl->ncommunes++];
@@ -282,11 +293,12 @@ static void index_communes(struct planner *pl, const cJSON *communes)
 
 /* ---- epci.json ------------------------------------------------------------------------- */
 
-/* The département (or région) shared by all members found, NULL if they span several. */
+/* The département (or région) shared by all members found, copied into out; NULL if they
+ * span several or none is known. */
 static const char *members_common(const struct planner *pl, const cJSON *membres, const char *key,
-                                  bool (*valid)(const char *))
+                                  bool (*valid)(const char *), char out[8])
 {
-    const char *common = NULL;
+    bool found = false;
     const cJSON *m;
     cJSON_ArrayForEach(m, membres)
     {
@@ -298,14 +310,16 @@ static const char *members_common(const struct planner *pl, const cJSON *membres
         const char *v = strcmp(key, "departement") == 0
                             ? commune_dept(pl->communes[ci].obj, code, buf)
                             : str_field(pl->communes[ci].obj, key);
-        if (!v || !valid(v))
+        if (!v || strlen(v) >= 8 || !valid(v))
             continue;
-        if (!common)
-            common = v;
-        else if (strcmp(common, v) != 0)
+        if (!found) {
+            snprintf(out, 8, "%s", v);
+            found = true;
+        } else if (strcmp(out, v) != 0) {
             return NULL;
+        }
     }
-    return common;
+    return found ? out : NULL;
 }
 
 static bool epci_in_scope(const struct planner *pl, const cJSON *membres)
@@ -359,8 +373,9 @@ static int plan_epci(struct planner *pl, const cJSON *e, const char *code, const
     t.status = mu_xstrdup("active");
     /* Département and région are attributes: set when every member shares them (89 EPCI
      * span several départements). */
-    t.dept = mu_xstrdup(members_common(pl, membres, "departement", mu_dept_valid));
-    t.region = mu_xstrdup(members_common(pl, membres, "region", mu_region_valid));
+    char common[8];
+    t.dept = mu_xstrdup(members_common(pl, membres, "departement", mu_dept_valid, common));
+    t.region = mu_xstrdup(members_common(pl, membres, "region", mu_region_valid, common));
     struct mu_err err = {0};
     if (mu_tenancy_check(&t, &err) < 0) {
         add_reject(pl, code, "%s: %s", l, err.detail);
@@ -383,7 +398,7 @@ static int plan_epci(struct planner *pl, const cJSON *e, const char *code, const
 static void attach_members(struct planner *pl, const char *code, const char *nom,
                            const cJSON *membres, int plan_index)
 {
-    char l[300];
+    char l[300], v[48];
     label(l, sizeof l, "EPCI", code, nom);
     int k = -1;
     const cJSON *m;
@@ -402,7 +417,7 @@ static void attach_members(struct planner *pl, const char *code, const char *nom
                 add_reject(pl, mcode,
                            "%s lists member %s, which is not a current commune "
                            "(commune-actuelle) of communes: the member is left out",
-                           l, mcode);
+                           l, mu_tenancy_show(mcode, v));
             continue;
         }
         struct commune_rec *c = &pl->communes[ci];
@@ -417,7 +432,7 @@ static void attach_members(struct planner *pl, const char *code, const char *nom
             add_reject(pl, mcode,
                        "commune %s is listed as a member of both EPCI %s and %s: it is "
                        "kept in %s",
-                       mcode, c->epci_code, code, c->epci_code);
+                       mu_tenancy_show(mcode, v), c->epci_code, code, c->epci_code);
             continue;
         }
         c->epci = plan_index;
@@ -472,7 +487,9 @@ static void plan_commune(struct planner *pl, const struct commune_rec *c)
     label(l, sizeof l, "commune", c->code, nom);
 
     if (c->epci < 0 && c->lost_epci) {
-        add_reject(pl, key, "%s: left out because its EPCI %s was rejected", l, c->lost_epci);
+        char v[48];
+        add_reject(pl, key, "%s: left out because its EPCI %s was rejected", l,
+                   mu_tenancy_show(c->lost_epci, v));
         return;
     }
     if (c->epci < 0) {
@@ -508,10 +525,12 @@ static void plan_commune(struct planner *pl, const struct commune_rec *c)
     t.insee = mu_xstrdup(c->code);
     t.siren = mu_xstrdup(cJSON_IsString(siren) ? siren->valuestring : NULL);
     t.status = mu_xstrdup("active");
-    t.region = mu_xstrdup(cJSON_IsString(region) ? region->valuestring : NULL);
+    t.region = mu_xstrdup(cJSON_IsString(region) ? region->valuestring : com_code(e));
     char prefix[4];
     if (cJSON_IsString(dept))
         t.dept = mu_xstrdup(dept->valuestring);
+    else if (com_code(e))
+        t.dept = mu_xstrdup(com_code(e));
     else if (mu_tenancy_insee_dept(c->code, prefix) && mu_dept_valid(prefix))
         t.dept = mu_xstrdup(prefix);
 

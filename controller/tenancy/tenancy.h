@@ -12,8 +12,8 @@
 #include "mutualis/err.h"
 #include "store/store.h"
 
-bool mu_tenant_kind_valid(const char *kind);       /* syndicat epci commune departement other */
-bool mu_tenant_status_valid(const char *status);   /* active suspended archived */
+bool mu_tenant_kind_valid(const char *kind);     /* syndicat epci commune departement other */
+bool mu_tenant_status_valid(const char *status); /* active suspended archived */
 /* CC, CA, CU, METRO (métropole), MET69 (Métropole de Lyon). The etalab "type" values. */
 bool mu_epci_form_valid(const char *form);
 

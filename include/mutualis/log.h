@@ -13,8 +13,8 @@ int mu_log_level_parse(const char *s);
 void mu_log(enum mu_log_level level, const char *fmt, ...) MU_PRINTF(2, 3);
 
 #define mu_log_error(...) mu_log(MU_LOG_ERROR, __VA_ARGS__)
-#define mu_log_warn(...) mu_log(MU_LOG_WARN, __VA_ARGS__)
-#define mu_log_info(...) mu_log(MU_LOG_INFO, __VA_ARGS__)
+#define mu_log_warn(...)  mu_log(MU_LOG_WARN, __VA_ARGS__)
+#define mu_log_info(...)  mu_log(MU_LOG_INFO, __VA_ARGS__)
 #define mu_log_debug(...) mu_log(MU_LOG_DEBUG, __VA_ARGS__)
 
 #endif

@@ -14,7 +14,7 @@
 void *mu_xmalloc(size_t n);
 void *mu_xcalloc(size_t nmemb, size_t size);
 void *mu_xrealloc(void *p, size_t n);
-char *mu_xstrdup(const char *s);          /* NULL in, NULL out */
+char *mu_xstrdup(const char *s); /* NULL in, NULL out */
 char *mu_xstrndup(const char *s, size_t n);
 char *mu_xasprintf(const char *fmt, ...) MU_PRINTF(1, 2);
 

@@ -7,7 +7,7 @@
 #   OUTDIR/cmdline     the recommended kernel command line
 # Idempotent: if OUTDIR/stamp matches the current inputs, nothing is rebuilt.
 # The output is deterministic (fixed mtimes, sorted cpio, gzip -n).
-# Must run as root (mknod for /dev/console, apt-get). See README.md in this folder.
+# Must run as root (apt-get, files owned by root in the archive). See README.md in this folder.
 set -euo pipefail
 
 usage() { echo "usage: $0 OUTDIR" >&2; exit 2; }
@@ -152,8 +152,8 @@ echo "root:x:0:0:root:/root:/bin/sh" >"$R/etc/passwd"
 echo "root:x:0:" >"$R/etc/group"
 echo "mutualis-guest" >"$R/etc/hostname"
 printf '%s %s\nbusybox-static %s\n' "$KPKG" "$KVER" "$BBVER" >"$R/etc/mutualis/versions"
-mknod -m 600 "$R/dev/console" c 5 1
-mknod -m 666 "$R/dev/null" c 1 3
+# No device nodes in the archive (busybox cpio --ignore-devno would zero their numbers):
+# /init mounts devtmpfs first and takes its console from there.
 find "$R" -exec touch -h -d "@$EPOCH" {} +
 
 (cd "$R" && find . -mindepth 1 | LC_ALL=C sort |

@@ -138,7 +138,7 @@ class Controller:
             if conn is None:
                 c.close()
 
-    def signal(self, sig):
+    def send_signal(self, sig):
         self.proc.send_signal(sig)
 
     def stop(self, sig=signal.SIGTERM, timeout=30):

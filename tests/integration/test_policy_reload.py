@@ -40,7 +40,7 @@ def main(res):
             good = json.load(f)
         with open(path, "w") as f:
             f.write('{\n  "version": 1,\n  "actions": {\n    "tenant.list": ["operator",]\n  }\n}\n')
-        ctl.signal(signal.SIGHUP)
+        ctl.send_signal(signal.SIGHUP)
         res.check(wait_for(lambda: "policy reload refused" in ctl.read_log()),
                   "an invalid policy is refused on SIGHUP")
         log = ctl.read_log()
@@ -54,13 +54,13 @@ def main(res):
                                              if r != "observer"]
         with open(path, "w") as f:
             json.dump(changed, f)
-        ctl.signal(signal.SIGHUP)
+        ctl.send_signal(signal.SIGHUP)
         res.check(wait_for(lambda: rq("GET", "/v1/tenants", token=tok).status == 403),
                   "a valid change takes effect without restart")
         del changed["actions"]["tenant.read"]
         with open(path, "w") as f:
             json.dump(changed, f)
-        ctl.signal(signal.SIGHUP)
+        ctl.send_signal(signal.SIGHUP)
         res.check(wait_for(lambda: rq("GET", "/v1/tenants/1").status == 403),
                   "an action the policy does not name is denied, even to operators")
     finally:

@@ -70,8 +70,8 @@ static void test_well_formed(void **state)
     assert_false(mu_auth_token_well_formed("mut_/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAQ"));
     assert_false(mu_auth_token_well_formed("mut_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="));
     assert_false(mu_auth_token_well_formed("mut_AAAAAAAAAAAAAAAAAAAA AAAAAAAAAAAAAAAAAAAAAQ"));
-    assert_false(
-        mu_auth_token_well_formed("mut_\xc3\xa9" "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAQ"));
+    assert_false(mu_auth_token_well_formed("mut_\xc3\xa9"
+                                           "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAQ"));
     /* last character with non-zero padding bits: a second spelling of the same bytes */
     assert_false(mu_auth_token_well_formed("mut_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAR"));
     assert_false(mu_auth_token_well_formed("mut_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA_"));

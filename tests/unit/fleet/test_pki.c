@@ -19,8 +19,7 @@
 #include "fleet/pki.h"
 #include "mutualis/util.h"
 
-static const char *const test_names[] = {"127.0.0.1", "::1", "localhost", "ctl.example.org",
-                                         NULL};
+static const char *const test_names[] = {"127.0.0.1", "::1", "localhost", "ctl.example.org", NULL};
 
 struct fixture {
     char dir[64];
@@ -224,9 +223,8 @@ static void test_reissue_when_expiring(void **state)
     assert_int_equal(gnutls_x509_privkey_import2(ca_key, &d, GNUTLS_X509_FMT_PEM, NULL, 0), 0);
     gnutls_x509_crt_t ca = crt_parse(a.ca_pem);
     assert_int_equal(gnutls_x509_privkey_init(&key), 0);
-    assert_int_equal(gnutls_x509_privkey_generate(key, GNUTLS_PK_ECDSA,
-                                                  GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1),
-                                                  0),
+    assert_int_equal(gnutls_x509_privkey_generate(
+                         key, GNUTLS_PK_ECDSA, GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0),
                      0);
     gnutls_x509_crt_t crt;
     assert_int_equal(gnutls_x509_crt_init(&crt), 0);
@@ -288,9 +286,8 @@ static char *make_csr(const char *cn)
     gnutls_x509_privkey_t key;
     gnutls_x509_crq_t crq;
     assert_int_equal(gnutls_x509_privkey_init(&key), 0);
-    assert_int_equal(gnutls_x509_privkey_generate(key, GNUTLS_PK_ECDSA,
-                                                  GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1),
-                                                  0),
+    assert_int_equal(gnutls_x509_privkey_generate(
+                         key, GNUTLS_PK_ECDSA, GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0),
                      0);
     assert_int_equal(gnutls_x509_crq_init(&crq), 0);
     assert_int_equal(gnutls_x509_crq_set_dn_by_oid(crq, GNUTLS_OID_X520_COMMON_NAME, 0, cn,
@@ -375,14 +372,12 @@ static void test_sign_client_refusals(void **state)
     assert_int_equal(mu_pki_ensure(f->dir, test_names, &files, &err), 0);
     char *csr = make_csr("node-1");
 
-    assert_int_equal(mu_pki_sign_client(f->dir, csr, "node-2", 30, &cert, serial, &err),
-                     MU_EINVAL);
+    assert_int_equal(mu_pki_sign_client(f->dir, csr, "node-2", 30, &cert, serial, &err), MU_EINVAL);
     assert_non_null(strstr(err.detail, "node-1"));
     assert_null(cert);
     mu_err_clear(&err);
 
-    assert_int_equal(mu_pki_sign_client(f->dir, csr, "node-1", 0, &cert, serial, &err),
-                     MU_EINVAL);
+    assert_int_equal(mu_pki_sign_client(f->dir, csr, "node-1", 0, &cert, serial, &err), MU_EINVAL);
     mu_err_clear(&err);
 
     assert_int_equal(mu_pki_sign_client(f->dir, "not a csr", "node-1", 30, &cert, serial, &err),
@@ -395,8 +390,7 @@ static void test_sign_client_refusals(void **state)
     der.data[der.size - 3] ^= 0x55;
     assert_int_equal(gnutls_pem_base64_encode2("NEW CERTIFICATE REQUEST", &der, &pem), 0);
     char *bad = mu_xstrndup((const char *)pem.data, pem.size);
-    assert_int_equal(mu_pki_sign_client(f->dir, bad, "node-1", 30, &cert, serial, &err),
-                     MU_EINVAL);
+    assert_int_equal(mu_pki_sign_client(f->dir, bad, "node-1", 30, &cert, serial, &err), MU_EINVAL);
     assert_null(cert);
 
     gnutls_free(der.data);

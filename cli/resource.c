@@ -1,4 +1,5 @@
-/* Paginated lists: one page, or every page with --all. */
+/* The shapes of answers the commands share: paginated lists (one page, or every page with
+ * --all), a single object, nothing (204). */
 #include "cli.h"
 
 #include <inttypes.h>
@@ -59,8 +60,7 @@ int mu_cli_list(const struct mu_cli *cli, const char *base, const struct mu_cli_
             } else {
                 mu_cli_print_table(cols, ncols, items);
                 if (next)
-                    fprintf(stderr, "(more %s: add --after %" PRId64 ", or --all)\n", what,
-                            next);
+                    fprintf(stderr, "(more %s: add --after %" PRId64 ", or --all)\n", what, next);
             }
             cJSON_Delete(page);
             goto out;
@@ -93,4 +93,37 @@ int mu_cli_list(const struct mu_cli *cli, const char *base, const struct mu_cli_
 out:
     cJSON_Delete(merged);
     return r;
+}
+
+int mu_cli_object(const struct mu_cli *cli, const char *method, const char *path, const cJSON *body,
+                  const struct mu_cli_col *cols, size_t ncols)
+{
+    cJSON *doc = NULL;
+    int r = mu_cli_api(cli, method, path, body, &doc);
+    if (r != MU_CLI_EXIT_OK)
+        return r;
+    if (!cJSON_IsObject(doc)) {
+        cJSON_Delete(doc);
+        return mu_cli_fail("unexpected answer from %s %s: not a JSON object", method, path);
+    }
+    if (cli->json)
+        mu_cli_print_json(doc);
+    else
+        mu_cli_print_fields(cols, ncols, doc);
+    cJSON_Delete(doc);
+    return MU_CLI_EXIT_OK;
+}
+
+int mu_cli_delete(const struct mu_cli *cli, const char *path, const char *done)
+{
+    cJSON *doc = NULL;
+    int r = mu_cli_api(cli, "DELETE", path, NULL, &doc);
+    if (r != MU_CLI_EXIT_OK)
+        return r;
+    if (cli->json && doc)
+        mu_cli_print_json(doc);
+    else if (!cli->json)
+        printf("%s\n", done);
+    cJSON_Delete(doc);
+    return MU_CLI_EXIT_OK;
 }

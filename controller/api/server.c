@@ -1,0 +1,512 @@
+/* The HTTPS server: libmicrohttpd over GnuTLS, the only code that includes microhttpd.h.
+ * One internal epoll polling thread per pool slot; each request gets a context from the
+ * URI callback (which sees the raw, undecoded URI), its body is accumulated up to the
+ * route's cap, then the router answers and one log line is written when the answer has
+ * been sent. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "mutualis/json.h"
+#include "mutualis/log.h"
+#include "mutualis/util.h"
+
+/* TLS 1.2 and 1.3 only, AEAD ciphers only, forward-secret key exchange only. */
+#define MU_TLS_PRIORITIES                                                                          \
+    "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:"            \
+    "+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:%SERVER_PRECEDENCE"
+
+#define MU_CONN_MEMORY_LIMIT  (64 * 1024) /* headers + one read buffer per connection */
+#define MU_DEFAULT_TIMEOUT_S  30
+#define MU_DEFAULT_CONN_LIMIT 1024
+#define MU_STOP_GRACE_MS      1000
+/* Past the cap, the rest of a body is read and dropped (never stored) so that the client
+ * sees the 413; beyond this much more the connection is simply closed. */
+#define MU_DISCARD_MAX  ((size_t)16 << 20)
+#define MU_LOG_PATH_MAX 200
+
+struct mu_server {
+    struct MHD_Daemon *daemon;
+    struct mu_app *app;
+    unsigned port;
+    char *cert_pem, *key_pem, *ca_pem; /* kept for the daemon's lifetime */
+};
+
+/* Per-request state, created by the URI callback and freed on completion. */
+struct req_ctx {
+    struct timespec start;
+    bool started;  /* the access handler has seen the headers */
+    bool bad_path; /* the raw path holds an encoded '/' */
+    bool answered; /* a response was queued */
+    bool too_big;  /* the body passed the cap */
+    char request_id[MU_REQUEST_ID_MAX + 1];
+    char remote_addr[48];
+    char method[16];
+    char *path;     /* decoded path, no query */
+    char *raw_path; /* the path as sent (still percent-encoded), for the log */
+    char *scratch;  /* router's copy of path; params point into it */
+    const struct mu_route *route;
+    const char *params[MU_MAX_PATH_PARAMS];
+    size_t nparams;
+    size_t cap;
+    size_t discarded;
+    struct mu_buf body;
+    int status;
+    size_t bytes;
+    char user[64];
+};
+
+static void ctx_free(struct req_ctx *ctx)
+{
+    if (!ctx)
+        return;
+    free(ctx->path);
+    free(ctx->raw_path);
+    free(ctx->scratch);
+    mu_buf_free(&ctx->body);
+    free(ctx);
+}
+
+/* ---- MHD callbacks: logging, URI, unescaping ---------------------------------------- */
+
+static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    for (size_t i = 0; i < n; i++)
+        if (msg[i] == '"' || (unsigned char)msg[i] < 0x20)
+            msg[i] = '\'';
+    /* Mostly per-connection noise (handshakes of scanners, resets): debug level. Start
+     * failures are reported by mu_server_start itself. */
+    mu_log_debug("http message=\"%s\"", msg);
+}
+
+static bool hexval(char c, int *v)
+{
+    if (c >= '0' && c <= '9')
+        *v = c - '0';
+    else if (c >= 'a' && c <= 'f')
+        *v = c - 'a' + 10;
+    else if (c >= 'A' && c <= 'F')
+        *v = c - 'A' + 10;
+    else
+        return false;
+    return true;
+}
+
+/* Percent-decoding of the path and of query keys and values, as MHD's own, except that
+ * "%00" stays as it is: a decoded NUL would silently cut a value short. */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    char *w = s;
+    for (const char *r = s; *r;) {
+        int hi, lo;
+        if (r[0] == '%' && hexval(r[1], &hi) && hexval(r[2], &lo) && (hi | lo) != 0) {
+            *w++ = (char)(hi * 16 + lo);
+            r += 3;
+        } else {
+            *w++ = *r++;
+        }
+    }
+    *w = '\0';
+    return (size_t)(w - s);
+}
+
+/* Called with the raw request URI before anything is decoded: the return value becomes
+ * the request's context. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    struct req_ctx *ctx = mu_xcalloc(1, sizeof *ctx);
+    clock_gettime(CLOCK_MONOTONIC, &ctx->start);
+    mu_buf_init(&ctx->body);
+    /* An encoded slash would become a separator after decoding and let a path parameter
+     * span two segments: such paths lead nowhere. */
+    size_t pathlen = strcspn(uri, "?");
+    ctx->raw_path = mu_xstrndup(uri, pathlen < MU_LOG_PATH_MAX ? pathlen : MU_LOG_PATH_MAX);
+    for (size_t i = 0; i + 2 < pathlen; i++)
+        if (uri[i] == '%' && uri[i + 1] == '2' && (uri[i + 2] == 'f' || uri[i + 2] == 'F'))
+            ctx->bad_path = true;
+    return ctx;
+}
+
+static const char *conn_lookup(void *conn, enum mu_req_value_kind kind, const char *key)
+{
+    return MHD_lookup_connection_value(
+        conn, kind == MU_REQ_HEADER ? MHD_HEADER_KIND : MHD_GET_ARGUMENT_KIND, key);
+}
+
+/* ---- request id, address ---------------------------------------------------------- */
+
+static bool request_id_ok(const char *s)
+{
+    size_t n = 0;
+    for (; s[n]; n++) {
+        char c = s[n];
+        bool ok =
+            (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
+        if (!ok || n >= MU_REQUEST_ID_MAX)
+            return false;
+    }
+    return n > 0;
+}
+
+static void request_id_init(struct req_ctx *ctx, struct MHD_Connection *c)
+{
+    const char *in = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-Id");
+    if (in && request_id_ok(in)) {
+        snprintf(ctx->request_id, sizeof ctx->request_id, "%s", in);
+        return;
+    }
+    unsigned char raw[16];
+    if (gnutls_rnd(GNUTLS_RND_NONCE, raw, sizeof raw) != 0)
+        mu_random_bytes(raw, sizeof raw);
+    mu_hex_encode(raw, sizeof raw, ctx->request_id);
+}
+
+static void remote_addr_init(struct req_ctx *ctx, struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    snprintf(ctx->remote_addr, sizeof ctx->remote_addr, "unknown");
+    if (!ci || !ci->client_addr)
+        return;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr,
+                  ctx->remote_addr, sizeof ctx->remote_addr);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
+                  ctx->remote_addr, sizeof ctx->remote_addr);
+}
+
+/* ---- answering -------------------------------------------------------------------- */
+
+static enum MHD_Result send_resp(struct MHD_Connection *c, struct req_ctx *ctx,
+                                 struct mu_resp *resp)
+{
+    int status = resp->status ? resp->status : 200;
+    char *body = NULL;
+    size_t len = 0;
+    const char *ctype = NULL;
+    if (resp->raw) {
+        body = MU_STEAL(resp->raw);
+        len = resp->raw_len;
+        ctype = resp->content_type ? resp->content_type : "text/plain; charset=utf-8";
+    } else if (resp->json) {
+        body = mu_json_print(resp->json);
+        len = strlen(body);
+        ctype = status >= 400 ? "application/problem+json" : "application/json";
+    }
+    struct MHD_Response *r =
+        body ? MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE)
+             : MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    if (!r) {
+        free(body);
+        mu_resp_clear(resp);
+        return MHD_NO;
+    }
+    if (ctype)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(r, "Strict-Transport-Security", "max-age=31536000");
+    MHD_add_response_header(r, "X-Request-Id", ctx->request_id);
+    if (resp->location)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_LOCATION, resp->location);
+    for (size_t i = 0; i < resp->nheaders && i < MU_RESP_MAX_HEADERS; i++)
+        MHD_add_response_header(r, resp->headers[i].name, resp->headers[i].value);
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
+    MHD_destroy_response(r);
+    mu_resp_clear(resp);
+    if (ret == MHD_YES) {
+        ctx->answered = true;
+        ctx->status = status;
+        ctx->bytes = len;
+    }
+    return ret;
+}
+
+static enum MHD_Result send_problem(struct MHD_Connection *c, struct req_ctx *ctx, int status,
+                                    int code, const char *detail)
+{
+    struct mu_err err = {0};
+    mu_err_set(&err, code, "%s", detail);
+    struct mu_resp resp = {.status = status};
+    resp.json = mu_problem_new(status, &err, ctx->request_id);
+    return send_resp(c, ctx, &resp);
+}
+
+static enum MHD_Result too_big(struct MHD_Connection *c, struct req_ctx *ctx)
+{
+    char detail[160];
+    snprintf(detail, sizeof detail,
+             "the request body is larger than the %zu bytes this address accepts", ctx->cap);
+    return send_problem(c, ctx, 413, MU_ETOOBIG, detail);
+}
+
+/* First call for a request: headers are in; no body has been read yet. */
+static enum MHD_Result on_headers(struct mu_server *s, struct MHD_Connection *c,
+                                  struct req_ctx *ctx, const char *url, const char *method)
+{
+    ctx->started = true;
+    request_id_init(ctx, c);
+    remote_addr_init(ctx, c);
+    snprintf(ctx->method, sizeof ctx->method, "%s", method);
+    ctx->path = mu_xstrdup(url);
+    ctx->scratch = mu_xmalloc(strlen(url) + 1);
+    bool known = false;
+    if (!ctx->bad_path)
+        ctx->route = mu_router_match_in(mu_routes, mu_routes_count, method, url, ctx->scratch,
+                                        ctx->params, &ctx->nparams, &known);
+    ctx->cap = ctx->route && (ctx->route->flags & MU_ROUTE_BIG_BODY) ? s->app->import_body_max
+                                                                     : s->app->body_max;
+    /* A declared length past the cap is refused before a byte of the body is read (a
+     * client that sent "Expect: 100-continue" never sends it). */
+    const char *cl =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    int64_t declared = 0;
+    if (cl && mu_parse_i64(cl, 0, INT64_MAX, &declared) == 0 && (uint64_t)declared > ctx->cap) {
+        ctx->too_big = true;
+        return too_big(c, ctx);
+    }
+    return MHD_YES;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+    struct mu_server *s = cls;
+    struct req_ctx *ctx = *con_cls;
+    if (!ctx) /* the URI callback always runs first; be safe anyway */
+        *con_cls = ctx = on_uri(s, "", c);
+    if (ctx->answered) {
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (!ctx->started)
+        return on_headers(s, c, ctx, url, method);
+
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (!ctx->too_big && n <= ctx->cap - ctx->body.len) {
+            mu_buf_append(&ctx->body, upload_data, n);
+            return MHD_YES;
+        }
+        ctx->too_big = true;
+        mu_buf_free(&ctx->body);
+        ctx->discarded += n;
+        return ctx->discarded > MU_DISCARD_MAX ? MHD_NO : MHD_YES;
+    }
+
+    /* The whole request is in. */
+    if (ctx->too_big)
+        return too_big(c, ctx);
+    if (ctx->bad_path)
+        return send_problem(c, ctx, 404, MU_ENOTFOUND,
+                            "there is nothing at this address (an encoded '/' is not allowed "
+                            "in a path)");
+
+    struct mu_req req = {.app = s->app,
+                         .route = ctx->route,
+                         .method = ctx->method,
+                         .path = ctx->path,
+                         .nparams = ctx->nparams,
+                         .body = ctx->body.len ? ctx->body.data : NULL,
+                         .body_len = ctx->body.len,
+                         .conn = c,
+                         .lookup = conn_lookup};
+    memcpy(req.request_id, ctx->request_id, sizeof req.request_id);
+    memcpy(req.params, ctx->params, sizeof req.params);
+    memcpy(req.remote_addr, ctx->remote_addr, sizeof req.remote_addr);
+    struct mu_resp resp = {0};
+    mu_router_dispatch(&req, &resp);
+    if (req.authenticated)
+        snprintf(ctx->user, sizeof ctx->user, "%s", req.principal.user_name);
+    return send_resp(c, ctx, &resp);
+}
+
+/* The path as it goes into the log: as sent, printable ASCII only (a client can put
+ * anything in a request line), bounded by MU_LOG_PATH_MAX. */
+static void log_path(const char *path, char *out, size_t outlen)
+{
+    size_t w = 0;
+    for (size_t i = 0; path && path[i] && w + 1 < outlen; i++) {
+        unsigned char ch = (unsigned char)path[i];
+        out[w++] = (ch > 0x20 && ch < 0x7f && ch != '"') ? (char)ch : '?';
+    }
+    out[w] = '\0';
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct req_ctx *ctx = *con_cls;
+    if (!ctx)
+        return;
+    if (ctx->answered) {
+        struct timespec end;
+        clock_gettime(CLOCK_MONOTONIC, &end);
+        double ms = (double)(end.tv_sec - ctx->start.tv_sec) * 1e3 +
+                    (double)(end.tv_nsec - ctx->start.tv_nsec) / 1e6;
+        char path[MU_LOG_PATH_MAX + 2];
+        log_path(ctx->raw_path ? ctx->raw_path : ctx->path, path, sizeof path);
+        mu_log_info("request method=%s path=%s status=%d ms=%.2f bytes=%zu id=%s user=%s%s",
+                    ctx->method, path, ctx->status, ms, ctx->bytes, ctx->request_id,
+                    ctx->user[0] ? ctx->user : "-",
+                    toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " incomplete=1");
+    }
+    ctx_free(ctx);
+    *con_cls = NULL;
+}
+
+/* ---- lifecycle -------------------------------------------------------------------- */
+
+/* Loads the certificate and key once with GnuTLS, so that a bad pair is reported as such
+ * rather than as a vague failure to start the daemon. */
+static int tls_check(const char *cert, const char *key, struct mu_err *err)
+{
+    gnutls_certificate_credentials_t cred;
+    if (gnutls_certificate_allocate_credentials(&cred) < 0)
+        return mu_err_set(err, MU_EINTERNAL, "TLS credentials cannot be allocated");
+    gnutls_datum_t c = {(unsigned char *)cert, (unsigned)strlen(cert)};
+    gnutls_datum_t k = {(unsigned char *)key, (unsigned)strlen(key)};
+    int rc = gnutls_certificate_set_x509_key_mem2(cred, &c, &k, GNUTLS_X509_FMT_PEM, NULL, 0);
+    gnutls_certificate_free_credentials(cred);
+    if (rc < 0)
+        return mu_err_set(err, MU_EINVAL, "the server certificate and key are not usable: %s",
+                          gnutls_strerror(rc));
+    return MU_OK;
+}
+
+struct mu_server *mu_server_start(struct mu_app *app, const struct mu_server_opts *opts,
+                                  struct mu_err *err)
+{
+    const char *host = opts->listen_host ? opts->listen_host : "127.0.0.1";
+    struct sockaddr_in sin = {0};
+    struct sockaddr_in6 sin6 = {0};
+    struct sockaddr *sa;
+    unsigned flags = MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
+                     MHD_USE_ERROR_LOG;
+    if (opts->port > 65535) {
+        mu_err_set(err, MU_EINVAL, "port %u is out of range", opts->port);
+        return NULL;
+    }
+    if (inet_pton(AF_INET, host, &sin.sin_addr) == 1) {
+        sin.sin_family = AF_INET;
+        sin.sin_port = htons((uint16_t)opts->port);
+        sa = (struct sockaddr *)&sin;
+    } else if (inet_pton(AF_INET6, host, &sin6.sin6_addr) == 1) {
+        sin6.sin6_family = AF_INET6;
+        sin6.sin6_port = htons((uint16_t)opts->port);
+        sa = (struct sockaddr *)&sin6;
+        flags |= MHD_USE_IPv6;
+    } else {
+        mu_err_set(err, MU_EINVAL, "listen address \"%.100s\" is not an IPv4 or IPv6 address",
+                   host);
+        return NULL;
+    }
+    if (!opts->cert_pem || !opts->key_pem) {
+        mu_err_set(err, MU_EINVAL, "the server needs a certificate and a key");
+        return NULL;
+    }
+    if (tls_check(opts->cert_pem, opts->key_pem, err) < 0)
+        return NULL;
+
+    struct mu_server *s = mu_xcalloc(1, sizeof *s);
+    s->app = app;
+    s->cert_pem = mu_xstrdup(opts->cert_pem);
+    s->key_pem = mu_xstrdup(opts->key_pem);
+    s->ca_pem = mu_xstrdup(opts->ca_pem);
+    unsigned threads = opts->threads ? opts->threads : 1;
+    struct MHD_OptionItem ops[] = {
+        {MHD_OPTION_SOCK_ADDR, 0, sa},
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, s->cert_pem},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, s->key_pem},
+        {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)MU_TLS_PRIORITIES},
+        {MHD_OPTION_CONNECTION_TIMEOUT,
+         (intptr_t)(opts->conn_timeout_s ? opts->conn_timeout_s : MU_DEFAULT_TIMEOUT_S), NULL},
+        {MHD_OPTION_CONNECTION_LIMIT,
+         (intptr_t)(opts->conn_limit ? opts->conn_limit : MU_DEFAULT_CONN_LIMIT), NULL},
+        {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)MU_CONN_MEMORY_LIMIT, NULL},
+        {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)on_uri, s},
+        {MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)unescape, s},
+        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s},
+        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, s},
+        /* Asks peers for a certificate (agents have one); verification happens per route. */
+        {s->ca_pem ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, 0, s->ca_pem},
+        {threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, (intptr_t)threads, NULL},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    /* Unused entries above are MHD_OPTION_END: move them to the end of the array. */
+    size_t w = 0;
+    for (size_t i = 0; i < MU_ARRAY_LEN(ops); i++)
+        if (ops[i].option != MHD_OPTION_END)
+            ops[w++] = ops[i];
+    ops[w] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+
+    errno = 0;
+    s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, ops,
+                                 MHD_OPTION_END);
+    if (!s->daemon) {
+        int e = errno;
+        mu_err_set(err, MU_EIO, "cannot listen on %s port %u: %s", host, opts->port,
+                   e ? strerror(e) : "TLS or option setup failed");
+        free(s->cert_pem);
+        free(s->key_pem);
+        free(s->ca_pem);
+        free(s);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = di ? di->port : opts->port;
+    return s;
+}
+
+unsigned mu_server_port(const struct mu_server *s)
+{
+    return s ? s->port : 0;
+}
+
+void mu_server_stop(struct mu_server *s)
+{
+    if (!s)
+        return;
+    /* Stop accepting, give requests in flight a moment, then stop the threads (which
+     * closes the remaining, mostly idle keep-alive, connections). */
+    MHD_socket lsock = MHD_quiesce_daemon(s->daemon);
+    int64_t deadline = mu_mono_ms() + MU_STOP_GRACE_MS;
+    while (mu_mono_ms() < deadline) {
+        const union MHD_DaemonInfo *di =
+            MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+        if (!di || di->num_connections == 0)
+            break;
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    MHD_stop_daemon(s->daemon);
+    if (lsock != MHD_INVALID_SOCKET)
+        close(lsock);
+    mu_router_flush_refusals_all(s->app);
+    free(s->cert_pem);
+    free(s->key_pem);
+    free(s->ca_pem);
+    free(s);
+}
