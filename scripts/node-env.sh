@@ -72,7 +72,7 @@ _mu_qemu_conf_ok() {
     [ -f "$_MU_QEMU_CONF" ] || return 1
     for kv in "${_MU_QEMU_SETTINGS[@]}"; do
         key=${kv%% *}
-        [ "$(grep -E "^[[:space:]]*$key[[:space:]]*=" "$_MU_QEMU_CONF" | tail -n 1 |
+        [ "$(grep -E "^[[:space:]]*${key}[[:space:]]*=" "$_MU_QEMU_CONF" | tail -n 1 |
             sed 's/[[:space:]]//g')" = "${kv// /}" ] || return 1
     done
 }
@@ -94,7 +94,7 @@ _mu_qemu_conf_edit() {
     [ -f "$_MU_QEMU_CONF" ] && cat "$_MU_QEMU_CONF" >"$tmp"
     for kv in "${_MU_QEMU_SETTINGS[@]}"; do
         key=${kv%% *}
-        sed -i -E "/^[[:space:]]*$key[[:space:]]*=/d" "$tmp"
+        sed -i -E "/^[[:space:]]*${key}[[:space:]]*=/d" "$tmp"
     done
     {
         echo "# --- set by Mutualis scripts/node-env.sh (tests without systemd) ---"
@@ -233,7 +233,7 @@ mu_node_user_create() {
 }
 
 mu_node_user_delete() {
-    local u=${1:-} h d p i
+    local u=${1:-} h d p i sig
     _mu_valid_user "$u" || return 1
     getent passwd "$u" >/dev/null || return 0
     h=$(_mu_home "$u")
@@ -254,8 +254,10 @@ mu_node_user_delete() {
     for i in 1 2 3; do
         p=$(ps -o pid= -u "$u" 2>/dev/null | tr -d ' ')
         [ -n "$p" ] || break
-        # shellcheck disable=SC2086
-        kill $([ $i -eq 3 ] && echo -9) $p 2>/dev/null || true
+        sig=TERM
+        [ $i -lt 3 ] || sig=KILL
+        # shellcheck disable=SC2086 # one pid per word
+        kill -s $sig $p 2>/dev/null || true
         _mu_wait 30 sh -c "[ -z \"\$(ps -o pid= -u $u)\" ]" || true
     done
     userdel -r "$u" 2>/dev/null || userdel "$u" 2>/dev/null ||
@@ -280,7 +282,10 @@ mu_sshd_authorize() { # DIR USER
 
 mu_sshd_start() { # DIR PORT [USER...]
     local dir=${1:-} port=${2:-} u
-    [ -n "$dir" ] && [ -n "$port" ] || { _mu_log "usage: mu_sshd_start DIR PORT [USER...]"; return 1; }
+    if [ -z "$dir" ] || [ -z "$port" ]; then
+        _mu_log "usage: mu_sshd_start DIR PORT [USER...]"
+        return 1
+    fi
     case "$port" in *[!0-9]*) _mu_log "bad port $port"; return 1 ;; esac
     shift 2
     [ -x /usr/sbin/sshd ] || { _mu_log "no /usr/sbin/sshd (openssh-server)"; return 1; }
@@ -352,7 +357,7 @@ mu_sshd_uri() { # DIR USER [ssh|libssh]
 
 mu_sshd_stop() { # DIR
     local dir=${1:-} p port c
-    [ -n "$dir" ] && [ -d "$dir" ] || return 0
+    if [ -z "$dir" ] || [ ! -d "$dir" ]; then return 0; fi
     [ -e "$dir/.mutualis-sshd" ] || { _mu_log "refusing: $dir was not set up by mu_sshd_start"; return 1; }
     port=$(cat "$dir/.mutualis-sshd")
     if [ -s "$dir/sshd.pid" ]; then

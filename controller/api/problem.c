@@ -27,7 +27,10 @@ int mu_problem_status(int code)
     case MU_EQUOTA:
         return 409;
     case MU_EBUSY:
+    case MU_EUNAVAIL:
         return 503;
+    case MU_ERETRY:
+        return 409;
     case MU_EUNSUPPORTED:
         return 415;
     default:
@@ -88,6 +91,10 @@ static const char *title_for(int status, int code)
         return "Quota exceeded";
     case MU_EBUSY:
         return "Service busy";
+    case MU_EUNAVAIL:
+        return "Unavailable";
+    case MU_ERETRY:
+        return "Conflict, try again";
     case MU_EUNSUPPORTED:
         return "Unsupported";
     default:

@@ -17,7 +17,9 @@ enum mu_errc {
     MU_EINTERNAL = -8,    /* 500: a bug */
     MU_EBUSY = -9,        /* 503: try again */
     MU_EQUOTA = -10,      /* 409 quota or capacity refused */
-    MU_EUNSUPPORTED = -11 /* 415 / 405 */
+    MU_EUNSUPPORTED = -11, /* 415 / 405 */
+    MU_ERETRY = -12,       /* the chosen node no longer fits: place again without it */
+    MU_EUNAVAIL = -13      /* a node or its hypervisor cannot be reached now: 503 */
 };
 
 struct mu_err {

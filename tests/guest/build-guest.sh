@@ -9,6 +9,7 @@
 # The output is deterministic (fixed mtimes, sorted cpio, gzip -n).
 # Must run as root (apt-get, files owned by root in the archive). See README.md in this folder.
 set -euo pipefail
+umask 022
 
 usage() { echo "usage: $0 OUTDIR" >&2; exit 2; }
 [ $# -eq 1 ] || usage
@@ -49,9 +50,9 @@ if [ -z "$KPKG" ] || [ -z "$BBVER" ] || [ "$BBVER" = "(none)" ]; then
     BBVER=$(candidate busybox-static || true)
 fi
 [ -n "$KPKG" ] || die "apt offers no linux-image-6.1.0-*-cloud-amd64 (through $KMETA)"
-[ -n "$BBVER" ] && [ "$BBVER" != "(none)" ] || die "apt offers no busybox-static"
+if [ -z "$BBVER" ] || [ "$BBVER" = "(none)" ]; then die "apt offers no busybox-static"; fi
 KVER=$(candidate "$KPKG")
-[ -n "$KVER" ] && [ "$KVER" != "(none)" ] || die "no candidate version for $KPKG"
+if [ -z "$KVER" ] || [ "$KVER" = "(none)" ]; then die "no candidate version for $KPKG"; fi
 KREL=${KPKG#linux-image-}
 
 STAMP_TEXT="mutualis-guest 1
@@ -85,8 +86,10 @@ fetch() { # PKG VERSION -> path of the .deb
     fi
     (cd "$WORK" && apt-get download -q -o APT::Sandbox::User=root "$pkg=$ver" >/dev/null) ||
         die "apt-get download $pkg=$ver failed"
-    f=$(ls "$WORK/${pkg}_"*.deb | head -n 1)
-    echo "$f"
+    for f in "$WORK/${pkg}_"*.deb; do
+        [ -f "$f" ] && { echo "$f"; return; }
+    done
+    die "apt-get download $pkg=$ver left no .deb"
 }
 log "using $KPKG $KVER and busybox-static $BBVER"
 KDEB=$(fetch "$KPKG" "$KVER")

@@ -1,0 +1,68 @@
+/* ops/: persisted operations and the reconcile loop.
+ *
+ * Every mutating VM action is a row in the operations table (store/provision.h), written
+ * in the same transaction as the change that asked for it. The engine runs them:
+ * a dispatcher thread picks due operations and hands each to the worker of its node (one
+ * thread per node, each with its own mu_virt_conn, so a dead or hanging node never blocks
+ * the others). An operation is a list of named steps; each step is idempotent (it looks up
+ * by UUID or volume name before creating), its completion is recorded with
+ * mu_store_op_step, a transient failure is retried with exponential backoff (1 s .. 60 s)
+ * until the operation's deadline, and a final failure leaves a clear error naming the step.
+ *
+ *   vm.create : image (copy the base image to the node, verified) → disk (overlay) →
+ *               define → start → done (observed running)
+ *   vm.start  : start                     vm.stop  : stop (ACPI, timeout, then destroy)
+ *   vm.reboot : reboot (ACPI)             vm.resize: define (redefine) → disk (grow)
+ *   vm.delete : destroy → undefine → disk (delete volume) → purge (row and counters)
+ *
+ * The reconciler runs at start and every reconcile_interval_ms: resumes unfinished
+ * operations (their recorded step tells where to continue), lists each node's domains
+ * carrying Mutualis metadata and removes those no VM owns (or leaves them, renamed in the
+ * log as quarantined, when orphan_policy is "quarantine"), marks VMs whose domain vanished
+ * as observed "missing", and brings power state back to the desired state by queueing
+ * vm.start / vm.stop operations. Node capacity (cpus, memory, pool) is refreshed there too.
+ *
+ * Test-only fault hook: mu_fault_point("create.after_define") kills the process with
+ * SIGKILL when the environment variable MU_FAULT_POINT names that point (the crash tests
+ * use it at every named step). */
+#ifndef MU_OPS_H
+#define MU_OPS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "mutualis/err.h"
+#include "store/provision.h"
+#include "store/store.h"
+
+struct mu_ops;
+
+struct mu_ops_opts {
+    struct mu_store *store;
+    const char *data_dir;            /* serial logs go to <data_dir>/console/<uuid>.log */
+    int64_t stop_timeout_ms;         /* ACPI shutdown grace (default 60000; tests less) */
+    int64_t op_timeout_ms;           /* deadline of an operation (default 15 min) */
+    int64_t reconcile_interval_ms;   /* default 30000 */
+    const char *orphan_policy;       /* "remove" (default) or "quarantine" */
+    /* Placement inputs for resize admission are computed by the caller; the engine needs
+     * nothing from sched/. */
+};
+
+struct mu_ops *mu_ops_start(const struct mu_ops_opts *opts, struct mu_err *err);
+/* Stops the dispatcher, the reconciler and the workers (waits for running steps). */
+void mu_ops_stop(struct mu_ops *ops);
+/* Wakes the dispatcher: an operation was just inserted. */
+void mu_ops_kick(struct mu_ops *ops);
+/* Runs one reconcile pass now, synchronously (tests, and after a restart). */
+int mu_ops_reconcile(struct mu_ops *ops, struct mu_err *err);
+/* Connects to the node through its worker, reads capacity and capabilities and stores
+ * them (mu_store_node_set_info). Waits up to timeout_ms. MU_EUNAVAIL if unreachable. */
+int mu_ops_node_probe(struct mu_ops *ops, int64_t node_id, int64_t timeout_ms,
+                      struct mu_err *err);
+/* Forgets a deleted node's worker and connection. */
+void mu_ops_node_forget(struct mu_ops *ops, int64_t node_id);
+
+/* Test-only: SIGKILL this process if MU_FAULT_POINT equals name. */
+void mu_fault_point(const char *name);
+
+#endif
