@@ -84,6 +84,22 @@ static int load_file(const char *path, struct mu_config *cfg, struct mu_err *err
         cfg->import_body_max = (size_t)v;
     if (r >= 0 && (r = mu_json_get_i64(o, "flush_interval_s", false, 1, 3600, &v, err)) == 0)
         cfg->flush_interval_s = (unsigned)v;
+    if (r >= 0 && (r = mu_json_get_i64(o, "upload_max_bytes", false, 1 << 20, (int64_t)1 << 42, &v,
+                                       err)) == 0)
+        cfg->upload_max = (size_t)v;
+    if (r >= 0 && (r = mu_json_get_i64(o, "stop_timeout_s", false, 1, 3600, &v, err)) == 0)
+        cfg->stop_timeout_s = (unsigned)v;
+    if (r >= 0 && (r = mu_json_get_i64(o, "op_timeout_s", false, 10, 86400, &v, err)) == 0)
+        cfg->op_timeout_s = (unsigned)v;
+    if (r >= 0 && (r = mu_json_get_i64(o, "reconcile_interval_s", false, 1, 3600, &v, err)) == 0)
+        cfg->reconcile_interval_s = (unsigned)v;
+    if (r >= 0 && (r = mu_json_get_str(o, "orphan_policy", false, 16, &s, err)) == 0) {
+        if (strcmp(s, "remove") != 0 && strcmp(s, "quarantine") != 0)
+            r = mu_err_setf(err, MU_EINVAL, "orphan_policy",
+                            "%s: orphan_policy must be \"remove\" or \"quarantine\"", path);
+        else
+            set_str(&cfg->orphan_policy, s);
+    }
     const cJSON *names = NULL;
     if (r >= 0 && (r = mu_json_get_array(o, "server_names", false, &names, err)) == 0) {
         int n = cJSON_GetArraySize(names);
@@ -134,6 +150,11 @@ int mu_config_load(int argc, char **argv, struct mu_config *cfg, struct mu_err *
     cfg->body_max = 1 << 20;
     cfg->import_body_max = 256 << 20;
     cfg->flush_interval_s = 60;
+    cfg->upload_max = (size_t)64 << 30;
+    cfg->stop_timeout_s = 60;
+    cfg->op_timeout_s = 900;
+    cfg->reconcile_interval_s = 30;
+    cfg->orphan_policy = mu_xstrdup("remove");
 
     enum { O_CONFIG = 256, O_DATA, O_LISTEN, O_POLICIES, O_LOG, O_THREADS, O_PORTFILE, O_VER };
     static const struct option opts[] = {
@@ -211,6 +232,7 @@ void mu_config_clear(struct mu_config *cfg)
     free(cfg->policies_dir);
     free(cfg->log_level);
     free(cfg->port_file);
+    free(cfg->orphan_policy);
     for (char **p = cfg->server_names; p && *p; p++)
         free(*p);
     free(cfg->server_names);

@@ -20,7 +20,12 @@ struct mu_config {
     unsigned conn_limit;
     size_t body_max;
     size_t import_body_max;
-    unsigned flush_interval_s; /* token last-use flush and audit head logging (60) */
+    unsigned flush_interval_s;     /* token last-use flush and audit head logging (60) */
+    size_t upload_max;             /* streamed image uploads (64 GiB) */
+    unsigned stop_timeout_s;       /* ACPI shutdown grace before a forced stop (60) */
+    unsigned op_timeout_s;         /* an operation's deadline (900) */
+    unsigned reconcile_interval_s; /* (30) */
+    char *orphan_policy;           /* "remove" or "quarantine" */
 };
 
 /* Fills cfg. Returns 0, 1 if --help/--version was printed (exit 0), or MU_EINVAL with a

@@ -16,7 +16,11 @@
 #include "config.h"
 #include "fleet/pki.h"
 #include "mutualis/log.h"
+#include "ops/ops.h"
+#include "sched/sched.h"
 #include "store/store.h"
+#include "tenancy/quotas.h"
+#include "virt/virt.h"
 #include "store/test_vfs.h"
 
 /* The audit chain's HMAC key lives beside the database, never in it: whoever edits the
@@ -86,26 +90,65 @@ static int bootstrap(struct mu_store *st, const char *data_dir, struct mu_err *e
     return MU_OK;
 }
 
-static struct mu_rbac *load_rbac(const char *dir, struct mu_err *err)
+/* The policy files read at start and on SIGHUP. All are parsed before any is swapped in:
+ * one invalid file keeps every previous policy in force. */
+struct policies {
+    struct mu_rbac *rbac;
+    struct mu_sched_policy *placement;
+    struct mu_quota_policy *quotas;
+};
+
+static void policies_clear(struct policies *p)
 {
-    MU_AUTOFREE char *path = mu_xasprintf("%s/rbac.json", dir);
-    return mu_rbac_load(path, err);
+    mu_rbac_free(p->rbac);
+    free(p->placement);
+    mu_quota_policy_free(p->quotas);
+    memset(p, 0, sizeof *p);
+}
+
+static int policies_load(const char *dir, struct policies *ret, struct mu_err *err)
+{
+    struct policies p = {0};
+    MU_AUTOFREE char *rbac = mu_xasprintf("%s/rbac.json", dir);
+    MU_AUTOFREE char *placement = mu_xasprintf("%s/placement.json", dir);
+    MU_AUTOFREE char *quotas = mu_xasprintf("%s/quotas.json", dir);
+    p.rbac = mu_rbac_load(rbac, err);
+    if (!p.rbac)
+        goto fail;
+    size_t len = 0;
+    MU_AUTOFREE char *text = mu_read_file(placement, 1 << 20, &len);
+    if (!text) {
+        mu_err_set(err, MU_EIO, "%s: cannot read: %m", placement);
+        goto fail;
+    }
+    p.placement = mu_xcalloc(1, sizeof *p.placement);
+    if (mu_sched_policy_parse(text, len, placement, p.placement, err) < 0)
+        goto fail;
+    if (mu_quota_policy_load(quotas, &p.quotas, err) < 0)
+        goto fail;
+    *ret = p;
+    return MU_OK;
+fail:
+    policies_clear(&p);
+    return err->code ? err->code : MU_EINVAL;
 }
 
 static void reload_policies(struct mu_app *app)
 {
     struct mu_err err = {0};
-    struct mu_rbac *fresh = load_rbac(app->policies_dir, &err);
-    if (!fresh) {
+    struct policies fresh = {0};
+    if (policies_load(app->policies_dir, &fresh, &err) < 0) {
         mu_log_error("policy reload refused, previous policy stays in force detail=\"%s\"",
                      err.detail);
         return;
     }
     pthread_rwlock_wrlock(&app->policy_lock);
-    struct mu_rbac *old = app->rbac;
-    app->rbac = fresh;
+    struct policies old = {app->rbac, app->placement, app->quotas};
+    app->rbac = fresh.rbac;
+    app->placement = fresh.placement;
+    app->quotas = fresh.quotas;
     pthread_rwlock_unlock(&app->policy_lock);
-    mu_rbac_free(old);
+    policies_clear(&old);
     mu_log_info("policies reloaded dir=%s", app->policies_dir);
 }
 
@@ -201,10 +244,25 @@ int main(int argc, char **argv)
     app.data_dir = cfg.data_dir;
     app.body_max = cfg.body_max;
     app.import_body_max = cfg.import_body_max;
-    app.rbac = load_rbac(cfg.policies_dir, &err);
-    if (!app.rbac)
+    app.upload_max = cfg.upload_max;
+    struct policies pol = {0};
+    if (policies_load(cfg.policies_dir, &pol, &err) < 0)
         goto fail;
+    app.rbac = pol.rbac;
+    app.placement = pol.placement;
+    app.quotas = pol.quotas;
     app.authn = mu_authn_new(st);
+    if (mu_virt_init(&err) < 0)
+        goto fail;
+    struct mu_ops_opts oopts = {.store = st,
+                                .data_dir = cfg.data_dir,
+                                .stop_timeout_ms = (int64_t)cfg.stop_timeout_s * 1000,
+                                .op_timeout_ms = (int64_t)cfg.op_timeout_s * 1000,
+                                .reconcile_interval_ms = (int64_t)cfg.reconcile_interval_s * 1000,
+                                .orphan_policy = cfg.orphan_policy};
+    app.ops = mu_ops_start(&oopts, &err);
+    if (!app.ops)
+        goto fail;
 
     struct mu_server_opts sopts = {.listen_host = cfg.listen_host,
                                    .port = cfg.port,
@@ -243,6 +301,8 @@ int main(int argc, char **argv)
     }
     mu_server_stop(srv);
     srv = NULL;
+    mu_ops_stop(app.ops);
+    app.ops = NULL;
     run_chores(&app, &last_head);
     rc = 0;
     goto out;
@@ -250,8 +310,10 @@ fail:
     mu_log_error("mutualisd cannot start detail=\"%s\"", err.detail);
 out:
     mu_server_stop(srv);
+    mu_ops_stop(app.ops);
     mu_authn_free(app.authn);
-    mu_rbac_free(app.rbac);
+    struct policies last = {app.rbac, app.placement, app.quotas};
+    policies_clear(&last);
     mu_store_close(st);
     mu_pki_files_clear(&pki);
     mu_config_clear(&cfg);

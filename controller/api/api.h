@@ -12,8 +12,12 @@
 #include <stdint.h>
 
 #include "auth/auth.h"
+#include "ops/ops.h"
+#include "sched/sched.h"
 #include "mutualis/err.h"
 #include "store/store.h"
+
+struct mu_quota_policy; /* tenancy/quotas.h */
 
 /* Shared state handed to every handler. */
 struct mu_app {
@@ -23,8 +27,12 @@ struct mu_app {
     struct mu_rbac *rbac;
     char *policies_dir;
     char *data_dir;
-    size_t body_max;        /* default request body cap */
-    size_t import_body_max; /* cap for POST /v1/tenants/import */
+    size_t body_max;                   /* default request body cap */
+    size_t import_body_max;            /* cap for POST /v1/tenants/import */
+    size_t upload_max;                 /* cap for streamed uploads (MU_ROUTE_STREAM: image data) */
+    struct mu_ops *ops;                /* the operations engine (NULL in API-only tests) */
+    struct mu_sched_policy *placement; /* guarded by policy_lock */
+    struct mu_quota_policy *quotas;    /* guarded by policy_lock */
 };
 
 #define MU_MAX_PATH_PARAMS 4
@@ -44,6 +52,11 @@ struct mu_req {
     const char *params[MU_MAX_PATH_PARAMS]; /* path parameters in pattern order */
     size_t nparams;
     const char *body; /* NUL-terminated copy of the body (NULL if none) */
+    /* MU_ROUTE_STREAM routes: the body was streamed to this temporary file (the handler may
+     * rename it; otherwise it is removed after the answer), with its size and SHA-256. */
+    const char *upload_path;
+    int64_t upload_size;
+    char upload_sha256[65];
     size_t body_len;
     bool authenticated;
     struct mu_principal principal;
@@ -105,6 +118,8 @@ enum mu_route_flags {
     MU_ROUTE_PUBLIC = 1 << 0,   /* no authentication (health, openapi) */
     MU_ROUTE_BIG_BODY = 1 << 1, /* body cap is import_body_max */
     MU_ROUTE_RAW = 1 << 2,      /* handler answers non-JSON (metrics) */
+    MU_ROUTE_STREAM = 1 << 3,   /* body streamed to a file (up to upload_max); the caller is
+                                   authenticated and authorized before the body is read */
 };
 
 struct mu_route {
@@ -138,6 +153,10 @@ const struct mu_route *mu_router_match_in(const struct mu_route *table, size_t n
 /* Runs a request through authentication, RBAC, the handler and auditing. Always fills
  * resp (a problem document on failure). Called by the server. */
 void mu_router_dispatch(struct mu_req *req, struct mu_resp *resp);
+/* The two halves of dispatch, for streamed routes: authentication and RBAC (true: go on;
+ * false: resp holds the refusal), then the handler and auditing of its failure. */
+bool mu_router_authorize(struct mu_req *req, struct mu_resp *resp);
+void mu_router_handle(struct mu_req *req, struct mu_resp *resp);
 
 /* Unauthenticated refusals are counted in memory per (source address, minute), not audited
  * one by one. mu_router_flush_refusals writes one "auth.refused" audit entry per pair whose

@@ -356,6 +356,15 @@ void mu_router_dispatch(struct mu_req *req, struct mu_resp *resp)
         return;
     }
 
+    if (!mu_router_authorize(req, resp))
+        return;
+    mu_router_handle(req, resp);
+}
+
+bool mu_router_authorize(struct mu_req *req, struct mu_resp *resp)
+{
+    struct mu_err err = {0};
+    const struct mu_route *route = req->route;
     if (!(route->flags & MU_ROUTE_PUBLIC)) {
         const char *authz = mu_req_header(req, "Authorization");
         int r = mu_authn_bearer(req->app->authn, authz, &req->principal, &err);
@@ -367,11 +376,11 @@ void mu_router_dispatch(struct mu_req *req, struct mu_resp *resp)
                                      : "Bearer realm=\"mutualis\"");
             if (refusals_due())
                 mu_router_flush_refusals(req->app);
-            return;
+            return false;
         }
         if (r < 0) {
             fail(req, resp, r, &err);
-            return;
+            return false;
         }
         req->authenticated = true;
 
@@ -384,10 +393,17 @@ void mu_router_dispatch(struct mu_req *req, struct mu_resp *resp)
                        route->action ? route->action : "this action");
             audit_failure(req, MU_EFORBIDDEN, "denied", err.detail);
             resp_problem(resp, 403, &err, req->request_id);
-            return;
+            return false;
         }
     }
 
+    return true;
+}
+
+void mu_router_handle(struct mu_req *req, struct mu_resp *resp)
+{
+    struct mu_err err = {0};
+    const struct mu_route *route = req->route;
     if (!route->handler) {
         fail(req, resp, mu_err_set(&err, MU_EINTERNAL, "route without a handler"), &err);
         return;

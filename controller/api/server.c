@@ -5,6 +5,7 @@
  * been sent. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <microhttpd.h>
@@ -63,6 +64,14 @@ struct req_ctx {
     size_t cap;
     size_t discarded;
     struct mu_buf body;
+    /* MU_ROUTE_STREAM: the body goes to a temporary file, hashed on the way. */
+    int upload_fd;
+    char *upload_path;
+    gnutls_hash_hd_t upload_hash;
+    int64_t upload_size;
+    bool upload_failed;
+    bool authorized;
+    struct mu_principal principal;
     int status;
     size_t bytes;
     char user[64];
@@ -76,6 +85,14 @@ static void ctx_free(struct req_ctx *ctx)
     free(ctx->raw_path);
     free(ctx->scratch);
     mu_buf_free(&ctx->body);
+    if (ctx->upload_fd >= 0)
+        close(ctx->upload_fd);
+    if (ctx->upload_hash)
+        gnutls_hash_deinit(ctx->upload_hash, NULL);
+    if (ctx->upload_path) {
+        unlink(ctx->upload_path); /* a handler that keeps the file renamed it already */
+        free(ctx->upload_path);
+    }
     free(ctx);
 }
 
@@ -135,6 +152,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
     struct req_ctx *ctx = mu_xcalloc(1, sizeof *ctx);
     clock_gettime(CLOCK_MONOTONIC, &ctx->start);
     mu_buf_init(&ctx->body);
+    ctx->upload_fd = -1;
     /* An encoded slash would become a separator after decoding and let a path parameter
      * span two segments: such paths lead nowhere. */
     size_t pathlen = strcspn(uri, "?");
@@ -260,6 +278,72 @@ static enum MHD_Result too_big(struct MHD_Connection *c, struct req_ctx *ctx)
     return send_problem(c, ctx, 413, MU_ETOOBIG, detail);
 }
 
+static void req_init(struct mu_server *s, struct MHD_Connection *c, struct req_ctx *ctx,
+                     struct mu_req *req)
+{
+    *req = (struct mu_req){.app = s->app,
+                           .route = ctx->route,
+                           .method = ctx->method,
+                           .path = ctx->path,
+                           .nparams = ctx->nparams,
+                           .body = ctx->body.len ? ctx->body.data : NULL,
+                           .body_len = ctx->body.len,
+                           .conn = c,
+                           .lookup = conn_lookup};
+    memcpy(req->request_id, ctx->request_id, sizeof req->request_id);
+    memcpy(req->params, ctx->params, sizeof req->params);
+    memcpy(req->remote_addr, ctx->remote_addr, sizeof req->remote_addr);
+}
+
+/* A streamed upload: the caller is authenticated and authorized from the headers, before
+ * a byte of the body is accepted; the body then goes to a private temporary file. */
+static enum MHD_Result stream_begin(struct mu_server *s, struct MHD_Connection *c,
+                                    struct req_ctx *ctx)
+{
+    struct mu_req req;
+    req_init(s, c, ctx, &req);
+    struct mu_resp resp = {0};
+    if (!mu_router_authorize(&req, &resp)) {
+        if (req.authenticated)
+            snprintf(ctx->user, sizeof ctx->user, "%s", req.principal.user_name);
+        return send_resp(c, ctx, &resp);
+    }
+    mu_resp_clear(&resp);
+    ctx->authorized = true;
+    ctx->principal = req.principal;
+    snprintf(ctx->user, sizeof ctx->user, "%s", req.principal.user_name);
+    MU_AUTOFREE char *dir = mu_xasprintf("%s/uploads", s->app->data_dir);
+    mu_mkdir_p(dir, 0700);
+    ctx->upload_path = mu_xasprintf("%s/upload-%s.part", dir, ctx->request_id);
+    ctx->upload_fd = open(ctx->upload_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (ctx->upload_fd < 0 || gnutls_hash_init(&ctx->upload_hash, GNUTLS_DIG_SHA256) < 0) {
+        free(ctx->upload_path);
+        ctx->upload_path = NULL;
+        mu_log_error("upload cannot start dir=%s error=\"%s\"", dir, strerror(errno));
+        return send_problem(c, ctx, 500, MU_EIO, "the upload cannot be stored on the controller");
+    }
+    return MHD_YES;
+}
+
+static void stream_chunk(struct req_ctx *ctx, const char *data, size_t n)
+{
+    if (ctx->upload_failed)
+        return;
+    gnutls_hash(ctx->upload_hash, data, n);
+    while (n > 0) {
+        ssize_t w = write(ctx->upload_fd, data, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            ctx->upload_failed = true;
+            return;
+        }
+        data += w;
+        n -= (size_t)w;
+        ctx->upload_size += w;
+    }
+}
+
 /* First call for a request: headers are in; no body has been read yet. */
 static enum MHD_Result on_headers(struct mu_server *s, struct MHD_Connection *c,
                                   struct req_ctx *ctx, const char *url, const char *method)
@@ -276,6 +360,8 @@ static enum MHD_Result on_headers(struct mu_server *s, struct MHD_Connection *c,
                                         ctx->params, &ctx->nparams, &known);
     ctx->cap = ctx->route && (ctx->route->flags & MU_ROUTE_BIG_BODY) ? s->app->import_body_max
                                                                      : s->app->body_max;
+    if (ctx->route && (ctx->route->flags & MU_ROUTE_STREAM))
+        ctx->cap = s->app->upload_max;
     /* A declared length past the cap is refused before a byte of the body is read (a
      * client that sent "Expect: 100-continue" never sends it). */
     const char *cl =
@@ -285,6 +371,8 @@ static enum MHD_Result on_headers(struct mu_server *s, struct MHD_Connection *c,
         ctx->too_big = true;
         return too_big(c, ctx);
     }
+    if (ctx->route && (ctx->route->flags & MU_ROUTE_STREAM))
+        return stream_begin(s, c, ctx);
     return MHD_YES;
 }
 
@@ -306,7 +394,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (!ctx->too_big && n <= ctx->cap - ctx->body.len) {
+        if (ctx->upload_path && !ctx->too_big && n <= ctx->cap - (size_t)ctx->upload_size) {
+            stream_chunk(ctx, upload_data, n);
+            return MHD_YES;
+        }
+        if (!ctx->upload_path && !ctx->too_big && n <= ctx->cap - ctx->body.len) {
             mu_buf_append(&ctx->body, upload_data, n);
             return MHD_YES;
         }
@@ -324,20 +416,30 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                             "there is nothing at this address (an encoded '/' is not allowed "
                             "in a path)");
 
-    struct mu_req req = {.app = s->app,
-                         .route = ctx->route,
-                         .method = ctx->method,
-                         .path = ctx->path,
-                         .nparams = ctx->nparams,
-                         .body = ctx->body.len ? ctx->body.data : NULL,
-                         .body_len = ctx->body.len,
-                         .conn = c,
-                         .lookup = conn_lookup};
-    memcpy(req.request_id, ctx->request_id, sizeof req.request_id);
-    memcpy(req.params, ctx->params, sizeof req.params);
-    memcpy(req.remote_addr, ctx->remote_addr, sizeof req.remote_addr);
+    struct mu_req req;
+    req_init(s, c, ctx, &req);
     struct mu_resp resp = {0};
-    mu_router_dispatch(&req, &resp);
+    if (ctx->upload_path) {
+        unsigned char digest[32];
+        gnutls_hash_deinit(ctx->upload_hash, digest);
+        ctx->upload_hash = NULL;
+        bool synced = fsync(ctx->upload_fd) == 0;
+        close(ctx->upload_fd);
+        ctx->upload_fd = -1;
+        if (ctx->upload_failed || !synced) {
+            mu_log_error("upload cannot be written path=%s", ctx->upload_path);
+            return send_problem(c, ctx, 500, MU_EIO,
+                                "the upload cannot be stored on the controller (disk full?)");
+        }
+        mu_hex_encode(digest, sizeof digest, req.upload_sha256);
+        req.upload_path = ctx->upload_path;
+        req.upload_size = ctx->upload_size;
+        req.authenticated = true;
+        req.principal = ctx->principal;
+        mu_router_handle(&req, &resp);
+    } else {
+        mu_router_dispatch(&req, &resp);
+    }
     if (req.authenticated)
         snprintf(ctx->user, sizeof ctx->user, "%s", req.principal.user_name);
     return send_resp(c, ctx, &resp);

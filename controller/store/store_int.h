@@ -7,9 +7,10 @@
 #include <pthread.h>
 #include <sqlite3.h>
 
+#include "store/provision.h"
 #include "store/store.h"
 
-#define ST_CACHE_MAX 128
+#define ST_CACHE_MAX 256
 #define ST_BUSY_MS   10000
 #define ST_MAC_ZERO  "0000000000000000000000000000000000000000000000000000000000000000"
 
@@ -118,5 +119,50 @@ void st_tenant_from_row(sqlite3_stmt *s, struct mu_tenant *t);
 #define ST_TENANT_COLS                                                                             \
     "id, parent_id, name, kind, epci_form, siren, insee, dept, region, population, "               \
     "contact_name, contact_email, contact_phone, status, depth, created_ms, updated_ms"
+
+/* ---- provisioning (provision.h), shared by its files. All *_tx run on the writer inside
+ * an open transaction. ---------------------------------------------------------------- */
+
+/* A deadline given to every operation at insertion. */
+#define ST_OP_DEADLINE_MS (15 * 60 * 1000)
+
+/* Tenant ids of a materialized path, root first ("/1/5/77/" -> 1, 5, 77). Caller frees
+ * *ret_ids. MU_EIO with err set for a corrupt path. */
+int st_path_ids(const char *path, int64_t **ret_ids, size_t *ret_n, struct mu_err *err);
+
+/* quotas.c: one level of the quota tree (name, effective limits, subtree usage). Fills
+ * ret (ret->tenant_name owned by it); MU_ENOTFOUND without touching err when absent. */
+int st_level_read(struct st_conn *c, int64_t tenant_id, const struct mu_quota_defaults *defaults,
+                  struct mu_quota_level *ret, struct mu_err *err);
+/* Adds d (each member may be negative) to tenant_id's subtree usage counters. */
+int st_usage_add(struct st_conn *c, int64_t tenant_id, const struct mu_usage *d,
+                 struct mu_err *err);
+/* Adds d to the counters of every tenant on path (a VM's tenant and its ancestors). */
+int st_usage_add_path(struct st_conn *c, const char *path, const struct mu_usage *d,
+                      struct mu_err *err);
+/* Adds d to a node's counters. */
+int st_node_alloc_add(struct st_conn *c, int64_t node_id, const struct mu_usage *d,
+                      struct mu_err *err);
+/* tenants.c, inside a move of the subtree at old_path to new_path (before or after the
+ * tenants rows are rewritten): the VM rows follow (vms.tenant_path), and the subtree's
+ * allocation, summed from its VM rows, leaves the ancestors found only in old_path and
+ * joins those found only in new_path. */
+int st_usage_move_subtree(struct st_conn *c, const char *old_path, const char *new_path,
+                          struct mu_err *err);
+
+/* operations.c: inserts a pending operation due now (deadline now + ST_OP_DEADLINE_MS);
+ * actor and request id from audit when given. */
+int st_op_insert_tx(struct st_conn *c, const char *kind, int64_t vm_id, int64_t node_id,
+                    const char *params_json, const struct mu_audit_rec *audit, int64_t now,
+                    int64_t *ret_id, struct mu_err *err);
+/* The VM's unfinished (pending or running) operation: 1 with its id and kind (caller
+ * frees *ret_kind), 0 when none, or < 0. */
+int st_op_unfinished_of(struct st_conn *c, int64_t vm_id, int64_t *ret_id, char **ret_kind,
+                        struct mu_err *err);
+
+/* vms.c: appends a lifecycle event with the allocation after it. */
+int st_vm_event_tx(struct st_conn *c, int64_t vm_id, int64_t tenant_id, int64_t node_id,
+                   const char *kind, int64_t vcpus, int64_t ram_mib, int64_t disk_gib,
+                   int64_t now, struct mu_err *err);
 
 #endif

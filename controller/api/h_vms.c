@@ -1,0 +1,633 @@
+/* /v1/vms and /v1/operations: VMs are created through placement (sched/) and admission
+ * (one store transaction that re-checks quotas at every level and the node's capacity);
+ * every action answers 202 with a persisted operation that ops/ runs. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/handlers.h"
+#include "mutualis/json.h"
+#include "mutualis/validate.h"
+#include "sched/sched.h"
+#include "store/provision.h"
+#include "tenancy/quotas.h"
+#include "virt/virt.h"
+
+#define MU_ADMIT_RETRIES 5
+
+static cJSON *vm_json(const struct mu_vm *v)
+{
+    cJSON *o = mu_json_obj();
+    mu_json_add_i64(o, "id", v->id);
+    mu_json_add_str(o, "uuid", v->uuid);
+    mu_json_add_i64(o, "tenant_id", v->tenant_id);
+    mu_json_add_str(o, "name", v->name);
+    mu_json_add_i64(o, "flavor_id", v->flavor_id);
+    mu_json_add_i64(o, "vcpus", v->vcpus);
+    mu_json_add_i64(o, "ram_mib", v->ram_mib);
+    mu_json_add_i64(o, "disk_gib", v->disk_gib);
+    mu_json_add_i64(o, "image_id", v->image_id);
+    if (v->node_id > 0)
+        mu_json_add_i64(o, "node_id", v->node_id);
+    else
+        mu_json_add_null(o, "node_id");
+    if (v->group_id > 0)
+        mu_json_add_i64(o, "group_id", v->group_id);
+    else
+        mu_json_add_null(o, "group_id");
+    cJSON *labels = v->labels_json ? cJSON_Parse(v->labels_json) : NULL;
+    cJSON_AddItemToObject(o, "required_labels", labels ? labels : mu_json_arr());
+    cJSON *desired = mu_json_obj();
+    mu_json_add_str(desired, "state", v->desired_state);
+    mu_json_add_time(desired, "since", v->desired_ms);
+    cJSON_AddItemToObject(o, "desired", desired);
+    cJSON *observed = mu_json_obj();
+    mu_json_add_str(observed, "state", v->observed_state);
+    mu_json_add_time(observed, "since", v->observed_ms);
+    cJSON_AddItemToObject(o, "observed", observed);
+    mu_json_add_str(o, "last_error", v->last_error);
+    mu_json_add_time(o, "created_at", v->created_ms);
+    mu_json_add_time(o, "updated_at", v->updated_ms);
+    return o;
+}
+
+static cJSON *op_json(const struct mu_op *op)
+{
+    cJSON *o = mu_json_obj();
+    mu_json_add_i64(o, "id", op->id);
+    mu_json_add_str(o, "kind", op->kind);
+    mu_json_add_i64(o, "vm_id", op->vm_id);
+    if (op->node_id > 0)
+        mu_json_add_i64(o, "node_id", op->node_id);
+    else
+        mu_json_add_null(o, "node_id");
+    mu_json_add_str(o, "state", op->state);
+    mu_json_add_str(o, "step", op->step);
+    mu_json_add_i64(o, "attempts", op->attempts);
+    mu_json_add_str(o, "error", op->error);
+    mu_json_add_str(o, "requested_by", op->actor);
+    mu_json_add_str(o, "request_id", op->request_id);
+    mu_json_add_time(o, "created_at", op->created_ms);
+    mu_json_add_time(o, "updated_at", op->updated_ms);
+    mu_json_add_time(o, "finished_at", op->finished_ms);
+    return o;
+}
+
+/* 202 answer: {"vm": …, "operation": …} with Location on the operation. */
+static int accepted(struct mu_req *req, int64_t vm_id, int64_t op_id, struct mu_resp *resp,
+                    struct mu_err *err)
+{
+    struct mu_vm v = {0};
+    struct mu_op op = {0};
+    int r = mu_store_vm_get(req->app->store, vm_id, &v, err);
+    if (r == 0)
+        r = mu_store_op_get(req->app->store, op_id, &op, err);
+    if (r == 0) {
+        resp->json = mu_json_obj();
+        cJSON_AddItemToObject(resp->json, "vm", vm_json(&v));
+        cJSON_AddItemToObject(resp->json, "operation", op_json(&op));
+        resp->status = 202;
+        resp->location = mu_xasprintf("/v1/operations/%lld", (long long)op_id);
+    }
+    mu_vm_clear(&v);
+    mu_op_clear(&op);
+    if (req->app->ops)
+        mu_ops_kick(req->app->ops);
+    return r;
+}
+
+/* Loads {id} and checks scope: another tenant's VM answers 404. */
+static int load_vm(struct mu_req *req, struct mu_vm *ret, struct mu_err *err)
+{
+    int64_t id;
+    int r = mu_req_param_id(req, 0, "vm", &id, err);
+    if (r < 0)
+        return r;
+    r = mu_store_vm_get(req->app->store, id, ret, err);
+    if (r < 0)
+        return r;
+    if (mu_req_check_tenant(req, ret->tenant_id, err) < 0) {
+        mu_vm_clear(ret);
+        mu_err_clear(err);
+        return mu_err_set(err, MU_ENOTFOUND, "no vm %lld", (long long)id);
+    }
+    return MU_OK;
+}
+
+static enum mu_sched_op_state op_state_of(const char *s)
+{
+    if (strcmp(s, "maintenance") == 0)
+        return MU_SCHED_OP_MAINTENANCE;
+    if (strcmp(s, "draining") == 0)
+        return MU_SCHED_OP_DRAINING;
+    return MU_SCHED_OP_ACTIVE;
+}
+
+static enum mu_sched_health health_of(const char *s)
+{
+    if (strcmp(s, "up") == 0)
+        return MU_SCHED_HEALTH_UP;
+    if (strcmp(s, "down") == 0)
+        return MU_SCHED_HEALTH_DOWN;
+    return MU_SCHED_HEALTH_UNKNOWN;
+}
+
+/* The placement snapshot from the store's node rows and their counters. */
+static struct mu_sched_snapshot *snapshot_build(struct mu_store *st, int64_t group_id,
+                                                struct mu_err *err)
+{
+    struct mu_node *ns = NULL;
+    size_t n = 0;
+    if (mu_store_node_list(st, &ns, &n, err) < 0)
+        return NULL;
+    int64_t *gnodes = NULL;
+    size_t ng = 0;
+    if (group_id > 0 && mu_store_group_nodes(st, group_id, &gnodes, &ng, err) < 0) {
+        mu_nodes_free(ns, n);
+        return NULL;
+    }
+    struct mu_sched_snapshot *snap = mu_sched_snapshot_new(n);
+    for (size_t i = 0; i < n; i++) {
+        struct mu_sched_node *sn = mu_sched_snapshot_add_node(snap, ns[i].id, ns[i].name);
+        sn->op_state = op_state_of(ns[i].op_state);
+        sn->health = health_of(ns[i].health);
+        sn->cpus = ns[i].cpus;
+        sn->mem_mib = ns[i].mem_mib;
+        sn->disk_gib = ns[i].disk_gib;
+        sn->reserved_mem_mib = ns[i].reserved_mem_mib;
+        sn->kvm = ns[i].kvm;
+        sn->alloc_vcpus = ns[i].alloc_vcpus;
+        sn->alloc_ram_mib = ns[i].alloc_ram_mib;
+        sn->alloc_disk_gib = ns[i].alloc_disk_gib;
+        cJSON *labels = ns[i].labels_json ? cJSON_Parse(ns[i].labels_json) : NULL;
+        const cJSON *it;
+        cJSON_ArrayForEach(it, labels)
+        {
+            if (cJSON_IsString(it))
+                mu_sched_node_set_label(sn, it->string, it->valuestring);
+        }
+        cJSON_Delete(labels);
+        for (size_t g = 0; g < ng; g++)
+            if (gnodes[g] == ns[i].id)
+                mu_sched_node_add_group(sn, group_id);
+    }
+    free(gnodes);
+    mu_nodes_free(ns, n);
+    return snap;
+}
+
+/* Required labels: ["site=paris-1", …]. Fills labels (borrowed from body) and the JSON
+ * text to store. */
+static int read_labels(const cJSON *body, const char **labels, size_t *ret_n, char **ret_json,
+                       struct mu_err *err)
+{
+    const cJSON *arr = NULL;
+    int r = mu_json_get_array(body, "required_labels", false, &arr, err);
+    *ret_n = 0;
+    if (r != 0)
+        return r;
+    if (cJSON_GetArraySize(arr) > 8)
+        return mu_err_setf(err, MU_EINVAL, "required_labels", "at most 8 required labels");
+    const cJSON *it;
+    cJSON_ArrayForEach(it, arr)
+    {
+        const char *eq = cJSON_IsString(it) ? strchr(it->valuestring, '=') : NULL;
+        bool ok = eq != NULL;
+        if (ok) {
+            MU_AUTOFREE char *key = mu_xstrndup(it->valuestring, (size_t)(eq - it->valuestring));
+            ok = mu_ident_valid(key) && mu_ident_valid(eq + 1);
+        }
+        if (!ok)
+            return mu_err_setf(err, MU_EINVAL, "required_labels",
+                               "each required label is \"key=value\" with a-z, 0-9, '.', '_', "
+                               "'-' on both sides");
+        labels[(*ret_n)++] = it->valuestring;
+    }
+    *ret_json = mu_json_print(arr);
+    return MU_OK;
+}
+
+int mu_h_vm_create(struct mu_req *req, struct mu_resp *resp, struct mu_err *err)
+{
+    static const char *const allowed[] = {
+        "tenant_id", "name", "flavor", "image_id", "group_id", "required_labels", NULL};
+    cJSON *body = mu_req_json(req, err);
+    if (!body)
+        return err->code;
+    struct mu_admit_req ar = {0};
+    struct mu_flavor fl = {0};
+    struct mu_image im = {0};
+    struct mu_tenant tn = {0};
+    const char *name = NULL;
+    const char *labels[8];
+    size_t nlabels = 0;
+    char *labels_json = NULL;
+    struct mu_sched_snapshot *snap = NULL;
+    int64_t vm_id = 0, op_id = 0;
+
+    int r = mu_json_expect_object(body, allowed, "vm", err);
+    if (r >= 0)
+        r = mu_json_get_i64(body, "tenant_id", true, 1, INT64_MAX, &ar.vm.tenant_id, err);
+    if (r >= 0)
+        r = mu_json_get_str(body, "name", true, 63, &name, err);
+    if (r >= 0 && !mu_ident_valid(name))
+        r = mu_err_setf(err, MU_EINVAL, "name",
+                        "name must be 1-63 characters of a-z, 0-9, '.', '_' or '-', starting "
+                        "with a letter or digit");
+    if (r >= 0) {
+        /* flavor: an id or a name */
+        const cJSON *f = cJSON_GetObjectItemCaseSensitive(body, "flavor");
+        if (cJSON_IsString(f) && mu_ident_valid(f->valuestring))
+            r = mu_store_flavor_get_by_name(req->app->store, f->valuestring, &fl, err);
+        else if (cJSON_IsNumber(f) && mu_json_int_value(f, 1, INT64_MAX, &fl.id) == 0)
+            r = mu_store_flavor_get(req->app->store, fl.id, &fl, err);
+        else
+            r = mu_err_setf(err, MU_EINVAL, "flavor", "flavor (an id or a name) is required");
+        if (r == MU_ENOTFOUND) {
+            err->code = MU_EINVAL;
+            snprintf(err->field, sizeof err->field, "flavor");
+            r = MU_EINVAL;
+        }
+    }
+    if (r >= 0)
+        r = mu_json_get_i64(body, "image_id", true, 1, INT64_MAX, &ar.vm.image_id, err);
+    if (r >= 0 && (r = mu_store_image_get(req->app->store, ar.vm.image_id, &im, err)) == 0 &&
+        strcmp(im.status, "ready") != 0)
+        r = mu_err_setf(err, MU_ECONFLICT, "image_id", "image %lld is not uploaded yet (status %s)",
+                        (long long)im.id, im.status);
+    if (r == MU_ENOTFOUND) {
+        err->code = r = MU_EINVAL;
+        snprintf(err->field, sizeof err->field, "image_id");
+    }
+    if (r >= 0)
+        r = mu_json_get_i64(body, "group_id", false, 1, INT64_MAX, &ar.vm.group_id, err);
+    if (r >= 0)
+        r = read_labels(body, labels, &nlabels, &labels_json, err);
+    if (r >= 0)
+        r = mu_req_check_tenant(req, ar.vm.tenant_id, err);
+    if (r >= 0)
+        r = mu_store_tenant_get(req->app->store, ar.vm.tenant_id, &tn, err);
+    if (r >= 0 && strcmp(tn.status, "active") != 0)
+        r = mu_err_setf(err, MU_ECONFLICT, "tenant_id",
+                        "%s is %s: no new VMs until it is active again", tn.name, tn.status);
+    if (r >= 0 && ar.vm.group_id > 0) {
+        struct mu_group g = {0};
+        r = mu_store_group_get(req->app->store, ar.vm.group_id, &g, err);
+        if (r == 0 && g.tenant_id != ar.vm.tenant_id)
+            r = mu_err_setf(err, MU_EINVAL, "group_id", "group %lld belongs to another tenant",
+                            (long long)g.id);
+        if (r == MU_ENOTFOUND) {
+            err->code = r = MU_EINVAL;
+            snprintf(err->field, sizeof err->field, "group_id");
+        }
+        mu_group_clear(&g);
+    }
+    if (r < 0)
+        goto out;
+
+    ar.vm.name = mu_xstrdup(name);
+    mu_uuid_generate(ar.vm.uuid);
+    ar.vm.flavor_id = fl.id;
+    ar.vm.vcpus = fl.vcpus;
+    ar.vm.ram_mib = fl.ram_mib;
+    ar.vm.disk_gib = fl.disk_gib;
+    ar.vm.labels_json = labels_json;
+    labels_json = NULL;
+
+    snap = snapshot_build(req->app->store, ar.vm.group_id, err);
+    if (!snap) {
+        r = err->code;
+        goto out;
+    }
+    int64_t exclude[MU_ADMIT_RETRIES];
+    size_t nexclude = 0;
+    struct mu_audit_rec rec;
+    MU_AUTOFREE char *target = mu_xasprintf("vm:%s", ar.vm.name);
+    mu_req_audit(req, &rec, ar.vm.tenant_id, target);
+    pthread_rwlock_rdlock(&req->app->policy_lock);
+    struct mu_sched_policy policy = *req->app->placement;
+    struct mu_quota_defaults defaults = mu_quota_policy_defaults(req->app->quotas);
+    for (;;) {
+        struct mu_sched_request sr = {.vcpus = fl.vcpus,
+                                      .ram_mib = fl.ram_mib,
+                                      .disk_gib = fl.disk_gib,
+                                      .group_id = ar.vm.group_id,
+                                      .labels = labels,
+                                      .n_labels = nlabels,
+                                      .exclude = exclude,
+                                      .n_exclude = nexclude};
+        struct mu_sched_decision d;
+        r = mu_sched_place(snap, &policy, &sr, &d, err);
+        if (r < 0)
+            break;
+        struct mu_sched_capacity cap;
+        mu_sched_node_capacity(&snap->nodes[d.node_index], &policy, &cap);
+        ar.node_id = d.node_id;
+        ar.node_cap_vcpus = cap.vcpus.allocatable;
+        ar.node_cap_ram_mib = cap.ram_mib.allocatable;
+        ar.node_cap_disk_gib = cap.disk_gib.allocatable;
+        ar.allow_unknown_health = policy.unknown_health_eligible;
+        ar.defaults = &defaults;
+        r = mu_store_vm_admit(req->app->store, &ar, &rec, &vm_id, &op_id, err);
+        if (r != MU_ERETRY || nexclude == MU_ADMIT_RETRIES - 1)
+            break;
+        /* The node filled up since the snapshot: place again without it. */
+        exclude[nexclude++] = d.node_id;
+        mu_err_clear(err);
+    }
+    pthread_rwlock_unlock(&req->app->policy_lock);
+    if (r == MU_ERETRY) {
+        mu_err_clear(err);
+        r = mu_err_set(err, MU_EQUOTA,
+                       "no node has room any more: %zu nodes filled up while this VM was "
+                       "being placed; try again",
+                       nexclude + 1);
+    }
+    if (r >= 0)
+        r = accepted(req, vm_id, op_id, resp, err);
+out:
+    cJSON_Delete(body);
+    free(labels_json);
+    mu_sched_snapshot_free(snap);
+    mu_vm_clear(&ar.vm);
+    mu_flavor_clear(&fl);
+    mu_image_clear(&im);
+    mu_tenant_clear(&tn);
+    return r;
+}
+
+int mu_h_vm_list(struct mu_req *req, struct mu_resp *resp, struct mu_err *err)
+{
+    struct mu_vm_filter f = {0};
+    int r = mu_req_page(req, &f.limit, &f.after_id, err);
+    if (r < 0)
+        return r;
+    const char *v;
+    if ((v = mu_req_query(req, "tenant"))) {
+        if (mu_parse_i64(v, 1, INT64_MAX, &f.tenant_id) != 0)
+            return mu_err_setf(err, MU_EINVAL, "tenant", "tenant must be a tenant id");
+        if ((r = mu_req_check_tenant(req, f.tenant_id, err)) < 0)
+            return r;
+    }
+    if ((v = mu_req_query(req, "node")) && mu_parse_i64(v, 1, INT64_MAX, &f.node_id) != 0)
+        return mu_err_setf(err, MU_EINVAL, "node", "node must be a node id");
+    f.state = mu_req_query(req, "state");
+    if (f.state && !mu_ident_valid(f.state))
+        return mu_err_setf(err, MU_EINVAL, "state", "state must be a VM state like running");
+    if (!mu_principal_is_global(&req->principal))
+        f.scope_id = req->principal.tenant_id;
+    struct mu_vm *vs = NULL;
+    size_t n = 0;
+    if ((r = mu_store_vm_list(req->app->store, &f, &vs, &n, err)) < 0)
+        return r;
+    cJSON *items = mu_json_arr();
+    for (size_t i = 0; i < n; i++)
+        cJSON_AddItemToArray(items, vm_json(&vs[i]));
+    resp->json = mu_h_list_answer(items, n, f.limit, n ? vs[n - 1].id : 0);
+    mu_vms_free(vs, n);
+    return MU_OK;
+}
+
+int mu_h_vm_get(struct mu_req *req, struct mu_resp *resp, struct mu_err *err)
+{
+    struct mu_vm v = {0};
+    int r = load_vm(req, &v, err);
+    if (r < 0)
+        return r;
+    resp->json = vm_json(&v);
+    mu_vm_clear(&v);
+    return MU_OK;
+}
+
+static int vm_action(struct mu_req *req, struct mu_resp *resp, const char *kind,
+                     const char *desired, struct mu_err *err)
+{
+    struct mu_vm v = {0};
+    int r = load_vm(req, &v, err);
+    if (r < 0)
+        return r;
+    int64_t id = v.id, tenant = v.tenant_id;
+    mu_vm_clear(&v);
+    struct mu_audit_rec rec;
+    MU_AUTOFREE char *target = mu_xasprintf("vm/%lld", (long long)id);
+    mu_req_audit(req, &rec, tenant, target);
+    int64_t op_id = 0;
+    r = mu_store_vm_request(req->app->store, id, kind, desired, &rec, &op_id, err);
+    if (r < 0)
+        return r;
+    return accepted(req, id, op_id, resp, err);
+}
+
+int mu_h_vm_start(struct mu_req *req, struct mu_resp *resp, struct mu_err *err)
+{
+    return vm_action(req, resp, "vm.start", "running", err);
+}
+
+int mu_h_vm_stop(struct mu_req *req, struct mu_resp *resp, struct mu_err *err)
+{
+    return vm_action(req, resp, "vm.stop", "stopped", err);
+}
+
+int mu_h_vm_reboot(struct mu_req *req, struct mu_resp *resp, struct mu_err *err)
+{
+    return vm_action(req, resp, "vm.reboot", "running", err);
+}
+
+int mu_h_vm_delete(struct mu_req *req, struct mu_resp *resp, struct mu_err *err)
+{
+    return vm_action(req, resp, "vm.delete", "deleted", err);
+}
+
+int mu_h_vm_resize(struct mu_req *req, struct mu_resp *resp, struct mu_err *err)
+{
+    static const char *const allowed[] = {"flavor", NULL};
+    struct mu_vm v = {0};
+    int r = load_vm(req, &v, err);
+    if (r < 0)
+        return r;
+    cJSON *body = mu_req_json(req, err);
+    struct mu_flavor fl = {0};
+    struct mu_node node = {0};
+    int64_t op_id = 0;
+    if (!body) {
+        r = err->code;
+        goto out;
+    }
+    r = mu_json_expect_object(body, allowed, "resize", err);
+    if (r >= 0) {
+        const cJSON *f = cJSON_GetObjectItemCaseSensitive(body, "flavor");
+        if (cJSON_IsString(f) && mu_ident_valid(f->valuestring))
+            r = mu_store_flavor_get_by_name(req->app->store, f->valuestring, &fl, err);
+        else if (cJSON_IsNumber(f) && mu_json_int_value(f, 1, INT64_MAX, &fl.id) == 0)
+            r = mu_store_flavor_get(req->app->store, fl.id, &fl, err);
+        else
+            r = mu_err_setf(err, MU_EINVAL, "flavor", "flavor (an id or a name) is required");
+        if (r == MU_ENOTFOUND) {
+            err->code = r = MU_EINVAL;
+            snprintf(err->field, sizeof err->field, "flavor");
+        }
+    }
+    if (r >= 0 && fl.disk_gib < v.disk_gib)
+        r = mu_err_setf(err, MU_EINVAL, "flavor",
+                        "flavor %s has a smaller disk (%lld GiB) than the VM's %lld GiB: disks "
+                        "are never shrunk",
+                        fl.name, (long long)fl.disk_gib, (long long)v.disk_gib);
+    if (r >= 0)
+        r = mu_store_node_get(req->app->store, v.node_id, &node, err);
+    if (r >= 0) {
+        struct mu_sched_snapshot *snap = mu_sched_snapshot_new(1);
+        struct mu_sched_node *sn = mu_sched_snapshot_add_node(snap, node.id, node.name);
+        sn->cpus = node.cpus;
+        sn->mem_mib = node.mem_mib;
+        sn->disk_gib = node.disk_gib;
+        sn->reserved_mem_mib = node.reserved_mem_mib;
+        struct mu_sched_capacity cap;
+        pthread_rwlock_rdlock(&req->app->policy_lock);
+        mu_sched_node_capacity(sn, req->app->placement, &cap);
+        struct mu_quota_defaults defaults = mu_quota_policy_defaults(req->app->quotas);
+        struct mu_audit_rec rec;
+        MU_AUTOFREE char *target = mu_xasprintf("vm/%lld", (long long)v.id);
+        MU_AUTOFREE char *detail = mu_xasprintf("flavor %s", fl.name);
+        mu_req_audit(req, &rec, v.tenant_id, target);
+        rec.detail = detail;
+        r = mu_store_vm_resize(req->app->store, v.id, fl.id, fl.vcpus, fl.ram_mib, fl.disk_gib,
+                               cap.vcpus.allocatable, cap.ram_mib.allocatable,
+                               cap.disk_gib.allocatable, &defaults, &rec, &op_id, err);
+        pthread_rwlock_unlock(&req->app->policy_lock);
+        mu_sched_snapshot_free(snap);
+    }
+    if (r >= 0)
+        r = accepted(req, v.id, op_id, resp, err);
+out:
+    cJSON_Delete(body);
+    mu_flavor_clear(&fl);
+    mu_node_clear(&node);
+    mu_vm_clear(&v);
+    return r;
+}
+
+int mu_h_op_get(struct mu_req *req, struct mu_resp *resp, struct mu_err *err)
+{
+    int64_t id;
+    int r = mu_req_param_id(req, 0, "operation", &id, err);
+    struct mu_op op = {0};
+    if (r < 0 || (r = mu_store_op_get(req->app->store, id, &op, err)) < 0)
+        return r;
+    if (!mu_principal_is_global(&req->principal)) {
+        /* The VM may be gone (purged after delete): then only operators see it. */
+        struct mu_vm v = {0};
+        struct mu_err verr = {0};
+        bool visible =
+            mu_store_vm_get(req->app->store, op.vm_id, &v, &verr) == 0 &&
+            mu_store_tenant_in_subtree(req->app->store, req->principal.tenant_id, v.tenant_id);
+        mu_vm_clear(&v);
+        if (!visible) {
+            mu_op_clear(&op);
+            return mu_err_set(err, MU_ENOTFOUND, "no operation %lld", (long long)id);
+        }
+    }
+    resp->json = op_json(&op);
+    mu_op_clear(&op);
+    return MU_OK;
+}
+
+/* ---- quotas ----------------------------------------------------------------------- */
+
+static void add_limit(cJSON *o, const char *key, int64_t v)
+{
+    if (v == MU_UNLIMITED)
+        mu_json_add_str(o, key, "unlimited");
+    else
+        mu_json_add_i64(o, key, v);
+}
+
+int mu_h_quota_get(struct mu_req *req, struct mu_resp *resp, struct mu_err *err)
+{
+    int64_t id;
+    int r = mu_req_param_id(req, 0, "tenant", &id, err);
+    if (r < 0 || (r = mu_req_check_tenant(req, id, err)) < 0)
+        return r;
+    struct mu_quota_level *lv = NULL;
+    size_t n = 0;
+    pthread_rwlock_rdlock(&req->app->policy_lock);
+    struct mu_quota_defaults defaults = mu_quota_policy_defaults(req->app->quotas);
+    r = mu_store_quota_levels(req->app->store, id, &defaults, &lv, &n, err);
+    pthread_rwlock_unlock(&req->app->policy_lock);
+    if (r < 0)
+        return r;
+    cJSON *levels = mu_json_arr();
+    for (size_t i = 0; i < n; i++) {
+        /* A tenant role sees the levels above it (they bound it) but not their names'
+         * siblings: only figures, which is what a secretary needs to understand a refusal. */
+        cJSON *o = mu_json_obj();
+        mu_json_add_i64(o, "tenant_id", lv[i].tenant_id);
+        mu_json_add_str(o, "tenant", lv[i].tenant_name);
+        cJSON *l = mu_json_obj();
+        add_limit(l, "vcpus", lv[i].limits.vcpus);
+        add_limit(l, "ram_mib", lv[i].limits.ram_mib);
+        add_limit(l, "disk_gib", lv[i].limits.disk_gib);
+        add_limit(l, "vms", lv[i].limits.vms);
+        cJSON_AddItemToObject(o, "limits", l);
+        mu_json_add_str(o, "limits_from", lv[i].explicit_limits ? "tenant" : "policy");
+        cJSON *u = mu_json_obj();
+        mu_json_add_i64(u, "vcpus", lv[i].usage.vcpus);
+        mu_json_add_i64(u, "ram_mib", lv[i].usage.ram_mib);
+        mu_json_add_i64(u, "disk_gib", lv[i].usage.disk_gib);
+        mu_json_add_i64(u, "vms", lv[i].usage.vms);
+        cJSON_AddItemToObject(o, "allocated", u);
+        cJSON_AddItemToArray(levels, o);
+    }
+    mu_quota_levels_free(lv, n);
+    resp->json = mu_json_obj();
+    mu_json_add_i64(resp->json, "tenant_id", id);
+    cJSON_AddItemToObject(resp->json, "levels", levels);
+    return MU_OK;
+}
+
+static int limit_field(const cJSON *body, const char *key, int64_t max, int64_t *ret,
+                       struct mu_err *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, key);
+    if (cJSON_IsString(v) && strcmp(v->valuestring, "unlimited") == 0) {
+        *ret = MU_UNLIMITED;
+        return MU_OK;
+    }
+    if (v && mu_json_int_value(v, 0, max, ret) == 0)
+        return MU_OK;
+    return mu_err_setf(err, MU_EINVAL, key,
+                       "%s must be an integer between 0 and %lld, or \"unlimited\"", key,
+                       (long long)max);
+}
+
+int mu_h_quota_set(struct mu_req *req, struct mu_resp *resp, struct mu_err *err)
+{
+    static const char *const allowed[] = {"vcpus", "ram_mib", "disk_gib", "vms", NULL};
+    int64_t id;
+    int r = mu_req_param_id(req, 0, "tenant", &id, err);
+    if (r < 0 || (r = mu_req_check_tenant(req, id, err)) < 0)
+        return r;
+    cJSON *body = mu_req_json(req, err);
+    if (!body)
+        return err->code;
+    struct mu_limits l;
+    bool reset = cJSON_GetArraySize(body) == 0;
+    r = mu_json_expect_object(body, allowed, "quota", err);
+    if (r >= 0 && !reset) {
+        r = limit_field(body, "vcpus", 1 << 20, &l.vcpus, err);
+        if (r >= 0)
+            r = limit_field(body, "ram_mib", (int64_t)1 << 40, &l.ram_mib, err);
+        if (r >= 0)
+            r = limit_field(body, "disk_gib", (int64_t)1 << 30, &l.disk_gib, err);
+        if (r >= 0)
+            r = limit_field(body, "vms", 1 << 24, &l.vms, err);
+    }
+    cJSON_Delete(body);
+    if (r < 0)
+        return r;
+    struct mu_audit_rec rec;
+    MU_AUTOFREE char *target = mu_xasprintf("tenant/%lld/quota", (long long)id);
+    mu_req_audit(req, &rec, id, target);
+    if ((r = mu_store_quota_set(req->app->store, id, reset ? NULL : &l, &rec, err)) < 0)
+        return r;
+    return mu_h_quota_get(req, resp, err);
+}

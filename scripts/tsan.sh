@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# ThreadSanitizer run: a separate build (build/tsan, -fsanitize=thread, no ASan/UBSan) of
+# everything, then the unit and integration tests under TSan. Any report fails the run,
+# whichever process made it (a test binary, mutualisd started by an integration test, the
+# CLI): reports go to files under the build directory and are printed at the end.
+# The only suppression is tests/tsan.supp (cJSON's global error position).
+#
+# Usage: scripts/tsan.sh [ctest arguments...]     e.g. scripts/tsan.sh -R integ_api
+# Environment: CC (default clang, else gcc), MU_TSAN_BUILD_DIR (default build/tsan).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SRC=$PWD
+BUILD=${MU_TSAN_BUILD_DIR:-build/tsan}
+
+if [ -z "${CC:-}" ]; then
+    if command -v clang >/dev/null; then CC=clang; else CC=gcc; fi
+fi
+FLAGS="-fsanitize=thread -g -O1 -fno-omit-frame-pointer"
+# MU_WERROR stays on: the TSan build also checks that the tree compiles cleanly with $CC.
+cmake -S . -B "$BUILD" -DCMAKE_C_COMPILER="$CC" -DCMAKE_BUILD_TYPE=Debug \
+    -DMU_SANITIZE=OFF -DMU_FUZZ=OFF -DMU_WERROR="${MU_WERROR:-ON}" \
+    -DCMAKE_C_FLAGS="$FLAGS" \
+    -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=thread" \
+    -DCMAKE_SHARED_LINKER_FLAGS="-fsanitize=thread" >/dev/null
+cmake --build "$BUILD" -j"$(nproc)"
+
+REPORTS="$SRC/$BUILD/tsan-reports"
+rm -rf "$REPORTS"
+mkdir -p "$REPORTS"
+# halt_on_error=0: collect every report of the run rather than the first; exitcode=66 makes
+# a process that reported exit non-zero anyway, and the report files catch the rest (a
+# daemon whose exit status a test does not look at).
+export TSAN_OPTIONS="suppressions=$SRC/tests/tsan.supp:halt_on_error=0:exitcode=66:second_deadlock_stack=1:history_size=4:log_path=$REPORTS/tsan:${MU_TSAN_EXTRA:-}"
+unset ASAN_OPTIONS UBSAN_OPTIONS
+
+status=0
+(cd "$BUILD" && ctest -L 'unit|integration' -j2 --output-on-failure --timeout 1800 "$@") ||
+    status=$?
+
+shopt -s nullglob
+reports=("$REPORTS"/tsan.*)
+if [ ${#reports[@]} -gt 0 ]; then
+    echo "=== ThreadSanitizer reports (${#reports[@]} file(s)) ==="
+    for f in "${reports[@]}"; do
+        echo "--- $f"
+        cat "$f"
+    done
+    [ "$status" -ne 0 ] || status=66
+else
+    echo "tsan: no ThreadSanitizer report"
+fi
+exit "$status"
