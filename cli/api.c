@@ -81,38 +81,60 @@ int mu_cli_fail(const char *fmt, ...)
     return MU_CLI_EXIT_FAIL;
 }
 
-int mu_cli_api_raw(const struct mu_cli *cli, const char *method, const char *path, const char *body,
-                   size_t body_len, long timeout_s, cJSON **ret_json)
+/* Turns an exchange's answer into the exit status and the parsed JSON (see mu_cli_api_raw);
+ * frees resp. */
+static int take_answer(const struct mu_cli *cli, const char *method, const char *path,
+                       struct mu_cli_http_resp *resp, cJSON **ret_json)
 {
-    struct mu_cli_http_resp resp = {0};
     char msg[1024];
     int r = MU_CLI_EXIT_FAIL;
 
-    *ret_json = NULL;
-    if (mu_cli_http_do(cli, method, path, body, body_len, timeout_s, &resp, msg, sizeof(msg)) < 0)
-        return mu_cli_fail("%s", msg);
-    if (resp.status < 200 || resp.status > 299) {
+    if (resp->status < 200 || resp->status > 299) {
         MU_AUTOFREE char *line =
-            mu_cli_problem_line(resp.status, resp.body, resp.len, resp.request_id);
-        if (resp.status == 401 && !cli->token)
+            mu_cli_problem_line(resp->status, resp->body, resp->len, resp->request_id);
+        if (resp->status == 401 && !cli->token)
             mu_cli_fail("%s; set MUTUALIS_TOKEN or use --token", line);
         else
             mu_cli_fail("%s", line);
         goto out;
     }
-    if (resp.len > 0) {
-        cJSON *doc = mu_cli_json_parse(resp.body, resp.len, "answer", msg, sizeof(msg));
+    if (resp->len > 0) {
+        cJSON *doc = mu_cli_json_parse(resp->body, resp->len, "answer", msg, sizeof(msg));
         if (!doc) {
-            mu_cli_fail("%s %s: the server's %s (HTTP %ld%s%s)", method, path, msg, resp.status,
-                        resp.request_id[0] ? ", request " : "", resp.request_id);
+            mu_cli_fail("%s %s: the server's %s (HTTP %ld%s%s)", method, path, msg, resp->status,
+                        resp->request_id[0] ? ", request " : "", resp->request_id);
             goto out;
         }
         *ret_json = doc;
     }
     r = MU_CLI_EXIT_OK;
 out:
-    mu_cli_http_resp_free(&resp);
+    mu_cli_http_resp_free(resp);
     return r;
+}
+
+int mu_cli_api_raw(const struct mu_cli *cli, const char *method, const char *path, const char *body,
+                   size_t body_len, long timeout_s, cJSON **ret_json)
+{
+    struct mu_cli_http_resp resp = {0};
+    char msg[1024];
+
+    *ret_json = NULL;
+    if (mu_cli_http_do(cli, method, path, body, body_len, timeout_s, &resp, msg, sizeof(msg)) < 0)
+        return mu_cli_fail("%s", msg);
+    return take_answer(cli, method, path, &resp, ret_json);
+}
+
+int mu_cli_api_send_file(const struct mu_cli *cli, const char *method, const char *path,
+                         const struct mu_cli_http_file *file, cJSON **ret_json)
+{
+    struct mu_cli_http_resp resp = {0};
+    char msg[1024];
+
+    *ret_json = NULL;
+    if (mu_cli_http_send_file(cli, method, path, file, &resp, msg, sizeof(msg)) < 0)
+        return mu_cli_fail("%s", msg);
+    return take_answer(cli, method, path, &resp, ret_json);
 }
 
 int mu_cli_api(const struct mu_cli *cli, const char *method, const char *path, const cJSON *body,

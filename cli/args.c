@@ -7,6 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mutualis/json.h"
+#include "mutualis/validate.h"
+
+#define IDENT_RULE "1-63 characters of a-z, 0-9, '.', '_' or '-', starting with a letter or digit"
+
 /* The global flags, accepted before the command and among its own flags. */
 static const struct mu_cli_opt global_opts[] = {
     {"--url", MU_CLI_OPT_STR, "URL", "server address (MUTUALIS_URL; " MU_CLI_DEFAULT_URL ")", false,
@@ -86,6 +91,37 @@ static int store_value(const struct mu_cli_opt *o, const char *v, struct mu_cli_
         }
         break;
     }
+    case MU_CLI_OPT_IDENT:
+        if (!mu_ident_valid(v)) {
+            snprintf(msg, msglen, "%s must be " IDENT_RULE ", not '%.40s'", o->name, v);
+            return -1;
+        }
+        break;
+    case MU_CLI_OPT_LABEL: {
+        char key[64];
+        const char *value;
+        if (mu_cli_label_split(v, key, &value) < 0) {
+            snprintf(msg, msglen,
+                     "%s must be key=value, each side " IDENT_RULE " (e.g. site=paris-1), "
+                     "not '%.40s'",
+                     o->name, v);
+            return -1;
+        }
+        val->list = mu_xrealloc(val->list, (val->nlist + 1) * sizeof(*val->list));
+        val->list[val->nlist++] = v;
+        break;
+    }
+    case MU_CLI_OPT_LIMIT:
+        if (strcmp(v, "unlimited") == 0) {
+            n = MU_CLI_UNLIMITED;
+        } else if (mu_parse_i64(v, o->min, o->max, &n) < 0) {
+            snprintf(msg, msglen,
+                     "%s must be an integer between %" PRId64 " and %" PRId64
+                     " or 'unlimited', not '%.40s'",
+                     o->name, o->min, o->max, v);
+            return -1;
+        }
+        break;
     case MU_CLI_OPT_TIME: {
         int64_t ms;
         if (mu_parse_time(v, &ms) < 0) {
@@ -169,7 +205,7 @@ int mu_cli_args_parse(const struct mu_cli_opt *opts, size_t nopts, int argc, cha
         struct mu_cli_val gval = {0};
         struct mu_cli_val *val = global ? &gval : &a.vals[idx];
         bool seen = global ? global_seen[idx] : val->set;
-        if (seen && o->type != MU_CLI_OPT_LIST) {
+        if (seen && o->type != MU_CLI_OPT_LIST && o->type != MU_CLI_OPT_LABEL) {
             snprintf(msg, msglen, "%s given twice", o->name);
             goto fail;
         }
@@ -241,6 +277,57 @@ bool mu_cli_arg_set(const struct mu_cli_args *a, const char *name)
     return mu_cli_arg(a, name)->set;
 }
 
+int mu_cli_pos_id(const struct mu_cli *cli, const struct mu_cli_args *a, const char *what,
+                  int64_t *ret)
+{
+    char msg[256];
+    if (mu_cli_parse_id(a->pos[0], what, ret, msg, sizeof(msg)) < 0)
+        return mu_cli_usage_error(cli, "%s", msg);
+    return MU_CLI_EXIT_OK;
+}
+
+int mu_cli_label_split(const char *s, char ret_key[64], const char **ret_value)
+{
+    const char *eq = strchr(s, '=');
+    if (!eq || eq == s || (size_t)(eq - s) > 63)
+        return -1;
+    char key[64];
+    memcpy(key, s, (size_t)(eq - s));
+    key[eq - s] = '\0';
+    if (!mu_ident_valid(key) || !mu_ident_valid(eq + 1))
+        return -1;
+    memcpy(ret_key, key, sizeof(key));
+    *ret_value = eq + 1;
+    return 0;
+}
+
+int mu_cli_labels_object(const struct mu_cli_val *v, size_t max, cJSON **ret, char *msg,
+                         size_t msglen)
+{
+    if (v->nlist > max) {
+        snprintf(msg, msglen, "at most %zu labels (%zu given)", max, v->nlist);
+        return -1;
+    }
+    cJSON *obj = mu_json_obj();
+    for (size_t i = 0; i < v->nlist; i++) {
+        char key[64];
+        const char *value;
+        if (mu_cli_label_split(v->list[i], key, &value) < 0) {
+            snprintf(msg, msglen, "bad label '%.40s': want key=value", v->list[i]);
+            cJSON_Delete(obj);
+            return -1;
+        }
+        if (cJSON_GetObjectItemCaseSensitive(obj, key)) {
+            snprintf(msg, msglen, "label %s given twice", key);
+            cJSON_Delete(obj);
+            return -1;
+        }
+        mu_json_add_str(obj, key, value);
+    }
+    *ret = obj;
+    return 0;
+}
+
 int mu_cli_parse_id(const char *s, const char *what, int64_t *ret, char *msg, size_t msglen)
 {
     if (mu_parse_i64(s, 1, INT64_MAX, ret) < 0) {
@@ -263,7 +350,7 @@ static void help_lines(struct mu_buf *out, const struct mu_cli_opt *opts, size_t
             choices_text(o->choices, list, sizeof(list));
             mu_buf_printf(out, ": %s", list);
         }
-        if (o->type == MU_CLI_OPT_LIST)
+        if (o->type == MU_CLI_OPT_LIST || o->type == MU_CLI_OPT_LABEL)
             mu_buf_puts(out, " (repeatable)");
         mu_buf_puts(out, o->required ? " (required)\n" : "\n");
     }

@@ -21,6 +21,10 @@ static const struct entry commands[] = {
     {"health", &mu_cli_cmd_health, NULL},   {"whoami", &mu_cli_cmd_whoami, NULL},
     {"tenant", NULL, &mu_cli_group_tenant}, {"user", NULL, &mu_cli_group_user},
     {"token", NULL, &mu_cli_group_token},   {"audit", NULL, &mu_cli_group_audit},
+    {"node", NULL, &mu_cli_group_node},     {"flavor", NULL, &mu_cli_group_flavor},
+    {"image", NULL, &mu_cli_group_image},   {"group", NULL, &mu_cli_group_affinity},
+    {"vm", NULL, &mu_cli_group_vm},         {"op", NULL, &mu_cli_group_op},
+    {"quota", NULL, &mu_cli_group_quota},
 };
 
 /* Flags only meaningful before the command. */

@@ -161,6 +161,41 @@ char *mu_cli_cell_text(const cJSON *v)
     return mu_buf_steal(&b);
 }
 
+char *mu_cli_gib_text(int64_t mib)
+{
+    if (mib % 1024 == 0)
+        return mu_xasprintf("%" PRId64, mib / 1024);
+    char tmp[48];
+    snprintf(tmp, sizeof(tmp), "%.2f", (double)mib / 1024.0);
+    size_t n = strlen(tmp);
+    while (n > 0 && tmp[n - 1] == '0')
+        tmp[--n] = '\0';
+    if (n > 0 && tmp[n - 1] == '.')
+        tmp[--n] = '\0';
+    return mu_xstrdup(tmp);
+}
+
+char *mu_cli_labels_text(const cJSON *labels)
+{
+    struct mu_buf b;
+    const cJSON *it;
+    mu_buf_init(&b);
+    cJSON_ArrayForEach(it, labels)
+    {
+        MU_AUTOFREE char *v = mu_cli_cell_text(it);
+        if (b.len)
+            mu_buf_puts(&b, ", ");
+        if (cJSON_IsObject(labels)) {
+            append_safe(&b, it->string ? it->string : "", 0);
+            mu_buf_puts(&b, "=");
+        }
+        mu_buf_puts(&b, v);
+    }
+    if (!b.len)
+        mu_buf_puts(&b, "-");
+    return mu_buf_steal(&b);
+}
+
 /* Member at a dotted path ("contact.email"), or NULL. */
 static const cJSON *lookup(const cJSON *obj, const char *path)
 {

@@ -95,8 +95,8 @@ out:
     return r;
 }
 
-int mu_cli_object(const struct mu_cli *cli, const char *method, const char *path, const cJSON *body,
-                  const struct mu_cli_col *cols, size_t ncols)
+int mu_cli_fetch_object(const struct mu_cli *cli, const char *method, const char *path,
+                        const cJSON *body, cJSON **ret)
 {
     cJSON *doc = NULL;
     int r = mu_cli_api(cli, method, path, body, &doc);
@@ -106,11 +106,48 @@ int mu_cli_object(const struct mu_cli *cli, const char *method, const char *path
         cJSON_Delete(doc);
         return mu_cli_fail("unexpected answer from %s %s: not a JSON object", method, path);
     }
+    *ret = doc;
+    return MU_CLI_EXIT_OK;
+}
+
+int mu_cli_object(const struct mu_cli *cli, const char *method, const char *path, const cJSON *body,
+                  const struct mu_cli_col *cols, size_t ncols)
+{
+    cJSON *doc = NULL;
+    int r = mu_cli_fetch_object(cli, method, path, body, &doc);
+    if (r != MU_CLI_EXIT_OK)
+        return r;
     if (cli->json)
         mu_cli_print_json(doc);
     else
         mu_cli_print_fields(cols, ncols, doc);
     cJSON_Delete(doc);
+    return MU_CLI_EXIT_OK;
+}
+
+int mu_cli_list_whole(const struct mu_cli *cli, const char *path, const char *what,
+                      const struct mu_cli_col *cols, size_t ncols, void (*decorate)(cJSON *item))
+{
+    cJSON *page = NULL, *items, *it;
+    int64_t next;
+    int r = mu_cli_api(cli, "GET", path, NULL, &page);
+    if (r != MU_CLI_EXIT_OK)
+        return r;
+    if (page_parts(page, &items, &next) < 0) {
+        cJSON_Delete(page);
+        return mu_cli_fail("unexpected answer listing %s: no \"items\" array", what);
+    }
+    if (cli->json) {
+        mu_cli_print_json(page);
+    } else {
+        cJSON_ArrayForEach(it, items)
+        {
+            if (decorate && cJSON_IsObject(it))
+                decorate(it);
+        }
+        mu_cli_print_table(cols, ncols, items);
+    }
+    cJSON_Delete(page);
     return MU_CLI_EXIT_OK;
 }
 

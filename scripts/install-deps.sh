@@ -6,7 +6,7 @@ set -euo pipefail
 BUILD_PKGS=(build-essential cmake pkg-config clang-format
     libvirt-dev libcurl4-gnutls-dev libcjson-dev libsqlite3-dev libssh-dev
     libmicrohttpd-dev libgnutls28-dev libxml2-dev libargon2-dev libcmocka-dev)
-RUN_PKGS=(gnutls-bin sqlite3 curl ca-certificates openssh-server openssh-client
+RUN_PKGS=(gnutls-bin sqlite3 curl ca-certificates openssh-server openssh-client genisoimage
     libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils)
 TEST_PKGS=(python3 nginx-light wrk procps iproute2 jq)
 

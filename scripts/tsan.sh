@@ -6,7 +6,10 @@
 # The only suppression is tests/tsan.supp (cJSON's global error position).
 #
 # Usage: scripts/tsan.sh [ctest arguments...]     e.g. scripts/tsan.sh -R integ_api
-# Environment: CC (default clang, else gcc), MU_TSAN_BUILD_DIR (default build/tsan).
+# Tests labelled libvirt (real libvirt nodes, guests) are left out unless MU_TSAN_LIBVIRT=1.
+# Environment: CC (default clang, else gcc; CC=gcc works too), MU_TSAN_BUILD_DIR (default
+# build/tsan), MU_WERROR (default OFF: warnings are policed by the GCC development build;
+# optimised builds add warnings of their own, such as -Wformat-truncation).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SRC=$PWD
@@ -16,9 +19,8 @@ if [ -z "${CC:-}" ]; then
     if command -v clang >/dev/null; then CC=clang; else CC=gcc; fi
 fi
 FLAGS="-fsanitize=thread -g -O1 -fno-omit-frame-pointer"
-# MU_WERROR stays on: the TSan build also checks that the tree compiles cleanly with $CC.
 cmake -S . -B "$BUILD" -DCMAKE_C_COMPILER="$CC" -DCMAKE_BUILD_TYPE=Debug \
-    -DMU_SANITIZE=OFF -DMU_FUZZ=OFF -DMU_WERROR="${MU_WERROR:-ON}" \
+    -DMU_SANITIZE=OFF -DMU_FUZZ=OFF -DMU_WERROR="${MU_WERROR:-OFF}" \
     -DCMAKE_C_FLAGS="$FLAGS" \
     -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=thread" \
     -DCMAKE_SHARED_LINKER_FLAGS="-fsanitize=thread" >/dev/null
@@ -33,9 +35,11 @@ mkdir -p "$REPORTS"
 export TSAN_OPTIONS="suppressions=$SRC/tests/tsan.supp:halt_on_error=0:exitcode=66:second_deadlock_stack=1:history_size=4:log_path=$REPORTS/tsan:${MU_TSAN_EXTRA:-}"
 unset ASAN_OPTIONS UBSAN_OPTIONS
 
+exclude=(-LE libvirt)
+[ "${MU_TSAN_LIBVIRT:-0}" = 1 ] && exclude=()
 status=0
-(cd "$BUILD" && ctest -L 'unit|integration' -j2 --output-on-failure --timeout 1800 "$@") ||
-    status=$?
+(cd "$BUILD" && ctest -L 'unit|integration' "${exclude[@]}" -j2 --output-on-failure \
+    --timeout 1800 "$@") || status=$?
 
 shopt -s nullglob
 reports=("$REPORTS"/tsan.*)

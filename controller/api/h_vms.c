@@ -557,8 +557,8 @@ int mu_h_quota_get(struct mu_req *req, struct mu_resp *resp, struct mu_err *err)
         return r;
     cJSON *levels = mu_json_arr();
     for (size_t i = 0; i < n; i++) {
-        /* A tenant role sees the levels above it (they bound it) but not their names'
-         * siblings: only figures, which is what a secretary needs to understand a refusal. */
+        /* Tenant roles see the levels above them too: those limits bound them, and a
+         * refusal names them ("CC du Pays X: memory 62 of 64 GiB used"). */
         cJSON *o = mu_json_obj();
         mu_json_add_i64(o, "tenant_id", lv[i].tenant_id);
         mu_json_add_str(o, "tenant", lv[i].tenant_name);
@@ -584,15 +584,18 @@ int mu_h_quota_get(struct mu_req *req, struct mu_resp *resp, struct mu_err *err)
     return MU_OK;
 }
 
-static int limit_field(const cJSON *body, const char *key, int64_t max, int64_t *ret,
+/* One limit: absent keeps the current value, else an integer or "unlimited". */
+static int limit_field(const cJSON *body, const char *key, int64_t max, int64_t *inout,
                        struct mu_err *err)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, key);
+    if (!v)
+        return MU_OK;
     if (cJSON_IsString(v) && strcmp(v->valuestring, "unlimited") == 0) {
-        *ret = MU_UNLIMITED;
+        *inout = MU_UNLIMITED;
         return MU_OK;
     }
-    if (v && mu_json_int_value(v, 0, max, ret) == 0)
+    if (mu_json_int_value(v, 0, max, inout) == 0)
         return MU_OK;
     return mu_err_setf(err, MU_EINVAL, key,
                        "%s must be an integer between 0 and %lld, or \"unlimited\"", key,
@@ -609,9 +612,21 @@ int mu_h_quota_set(struct mu_req *req, struct mu_resp *resp, struct mu_err *err)
     cJSON *body = mu_req_json(req, err);
     if (!body)
         return err->code;
-    struct mu_limits l;
+    /* Start from the tenant's effective limits: a body may set only some of them. */
+    struct mu_limits l = {0};
+    struct mu_quota_level *lv = NULL;
+    size_t n = 0;
     bool reset = cJSON_GetArraySize(body) == 0;
     r = mu_json_expect_object(body, allowed, "quota", err);
+    if (r >= 0 && !reset) {
+        pthread_rwlock_rdlock(&req->app->policy_lock);
+        struct mu_quota_defaults defaults = mu_quota_policy_defaults(req->app->quotas);
+        r = mu_store_quota_levels(req->app->store, id, &defaults, &lv, &n, err);
+        pthread_rwlock_unlock(&req->app->policy_lock);
+        if (r >= 0 && n > 0)
+            l = lv[n - 1].limits;
+        mu_quota_levels_free(lv, n);
+    }
     if (r >= 0 && !reset) {
         r = limit_field(body, "vcpus", 1 << 20, &l.vcpus, err);
         if (r >= 0)

@@ -369,9 +369,16 @@ static enum MHD_Result on_headers(struct mu_server *s, struct MHD_Connection *c,
     int64_t declared = 0;
     if (cl && mu_parse_i64(cl, 0, INT64_MAX, &declared) == 0 && (uint64_t)declared > ctx->cap) {
         ctx->too_big = true;
-        return too_big(c, ctx);
+        /* A client waiting for "100 Continue", or announcing more than we are willing to
+         * drain, is answered now; any other client is already sending its body, and closing
+         * under it would lose the answer: drain it, then answer 413. */
+        const char *expect =
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+        if ((expect && strcasecmp(expect, "100-continue") == 0) ||
+            (uint64_t)declared - ctx->cap > MU_DISCARD_MAX)
+            return too_big(c, ctx);
     }
-    if (ctx->route && (ctx->route->flags & MU_ROUTE_STREAM))
+    if (!ctx->too_big && ctx->route && (ctx->route->flags & MU_ROUTE_STREAM))
         return stream_begin(s, c, ctx);
     return MHD_YES;
 }

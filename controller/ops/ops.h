@@ -22,9 +22,37 @@
  * as observed "missing", and brings power state back to the desired state by queueing
  * vm.start / vm.stop operations. Node capacity (cpus, memory, pool) is refreshed there too.
  *
+ * A transient failure is MU_EUNAVAIL, MU_EIO or MU_EBUSY (node unreachable, libvirt or
+ * storage I/O); the retry comes min(60 s, 1 s x 2^attempts) later, and past the deadline
+ * (the operation's deadline_ms, and at most op_timeout_ms after it was created) the
+ * operation fails with "step <name> failed after N attempts: <detail>". Anything else
+ * (MU_EINVAL, MU_ENOTFOUND of a base volume, MU_ECONFLICT...) fails at once with
+ * "step <name> failed: <detail>". Each finished operation logs one line
+ * "operation finished id= kind= vm= ms= outcome=" (warn with error= when it failed).
+ * Observed state on success: create, start, reboot -> running; stop -> shutoff; resize ->
+ * what the domain is (shutoff); delete -> "deleted" after undefine, then the row is purged.
+ * A failed operation leaves the VM's observed state as found on the node (a create that
+ * never defined its domain: "error") with the error as last_error.
+ *
+ * Serial consoles: <data_dir>/console is created with mode 01777 (world-writable, sticky,
+ * like /tmp) because a node's libvirtd may be a session daemon running as another user,
+ * whose QEMU must create <uuid>.log there.
+ *
+ * mu_ops_start calls mu_virt_init (idempotent); the process calls mu_virt_shutdown after
+ * mu_ops_stop when it is done with libvirt.
+ *
  * Test-only fault hook: mu_fault_point("create.after_define") kills the process with
- * SIGKILL when the environment variable MU_FAULT_POINT names that point (the crash tests
- * use it at every named step). */
+ * SIGKILL when the environment variable MU_FAULT_POINT names that point (read once, at
+ * mu_ops_start or first use). The crash tests use these points; "after" points lie
+ * between a step's effect on the node and its record in the store, so a resumed operation
+ * redoes that step (every step is idempotent):
+ *   create.before_image  create.after_image  create.after_disk  create.after_define
+ *   create.after_start
+ *   delete.before_destroy  delete.after_destroy  delete.after_undefine  delete.after_disk
+ *   delete.after_purge
+ *   start.before_start  start.after_start      stop.before_stop  stop.after_stop
+ *   reboot.before_reboot  reboot.after_reboot
+ *   resize.before_define  resize.after_define  resize.after_disk */
 #ifndef MU_OPS_H
 #define MU_OPS_H
 
@@ -39,11 +67,11 @@ struct mu_ops;
 
 struct mu_ops_opts {
     struct mu_store *store;
-    const char *data_dir;            /* serial logs go to <data_dir>/console/<uuid>.log */
-    int64_t stop_timeout_ms;         /* ACPI shutdown grace (default 60000; tests less) */
-    int64_t op_timeout_ms;           /* deadline of an operation (default 15 min) */
-    int64_t reconcile_interval_ms;   /* default 30000 */
-    const char *orphan_policy;       /* "remove" (default) or "quarantine" */
+    const char *data_dir;          /* serial logs go to <data_dir>/console/<uuid>.log */
+    int64_t stop_timeout_ms;       /* ACPI shutdown grace (default 60000; tests less) */
+    int64_t op_timeout_ms;         /* deadline of an operation (default 15 min) */
+    int64_t reconcile_interval_ms; /* default 30000 */
+    const char *orphan_policy;     /* "remove" (default) or "quarantine" */
     /* Placement inputs for resize admission are computed by the caller; the engine needs
      * nothing from sched/. */
 };
@@ -57,8 +85,7 @@ void mu_ops_kick(struct mu_ops *ops);
 int mu_ops_reconcile(struct mu_ops *ops, struct mu_err *err);
 /* Connects to the node through its worker, reads capacity and capabilities and stores
  * them (mu_store_node_set_info). Waits up to timeout_ms. MU_EUNAVAIL if unreachable. */
-int mu_ops_node_probe(struct mu_ops *ops, int64_t node_id, int64_t timeout_ms,
-                      struct mu_err *err);
+int mu_ops_node_probe(struct mu_ops *ops, int64_t node_id, int64_t timeout_ms, struct mu_err *err);
 /* Forgets a deleted node's worker and connection. */
 void mu_ops_node_forget(struct mu_ops *ops, int64_t node_id);
 

@@ -329,6 +329,10 @@ int st_tenant_move_tx(struct st_conn *c, int64_t id, int64_t new_parent_id, int6
                             "UPDATE audit SET tenant_path = ?1 || substr(tenant_path, ?2) "
                             "WHERE tenant_path >= ?3 AND tenant_path < ?4",
                             self.path, new_path, 0, err);
+    /* The subtree's VMs follow, and their allocation moves between the ancestors'
+     * usage counters, in this same transaction. */
+    if (rc == 0)
+        rc = st_usage_move_subtree(c, self.path, new_path, err);
     if (rc < 0)
         goto out;
     s = st_stmt(c, "UPDATE tenants SET parent_id = ?1, updated_ms = ?2 WHERE id = ?3", err);
@@ -443,7 +447,7 @@ int mu_store_tenant_delete(struct mu_store *st, int64_t id, const struct mu_audi
 {
     struct st_conn *c = st_tx_begin(st, err);
     struct st_tenant_loc self = {0};
-    int64_t children = 0, users = 0;
+    int64_t children = 0, users = 0, vms = 0;
     char target[48];
     sqlite3_stmt *s;
     int rc;
@@ -457,6 +461,8 @@ int mu_store_tenant_delete(struct mu_store *st, int64_t id, const struct mu_audi
         rc = count_of(c, "SELECT count(*) FROM tenants WHERE parent_id = ?1", id, &children, err);
     if (rc == 0)
         rc = count_of(c, "SELECT count(*) FROM users WHERE tenant_id = ?1", id, &users, err);
+    if (rc == 0)
+        rc = count_of(c, "SELECT count(*) FROM vms WHERE tenant_id = ?1", id, &vms, err);
     if (rc == 0 && children > 0)
         rc = mu_err_set(err, MU_ECONFLICT,
                         "tenant %" PRId64 " (%s) still has %" PRId64
@@ -467,6 +473,10 @@ int mu_store_tenant_delete(struct mu_store *st, int64_t id, const struct mu_audi
                         "tenant %" PRId64 " (%s) still has %" PRId64
                         " user(s): delete them or move them to another tenant first",
                         id, self.name, users);
+    if (rc == 0 && vms > 0)
+        rc = mu_err_set(err, MU_ECONFLICT,
+                        "tenant %" PRId64 " (%s) still has %" PRId64 " VM(s): delete them first",
+                        id, self.name, vms);
     /* The audit row first: it takes the tenant's path while the tenant still exists. */
     if (rc == 0) {
         snprintf(target, sizeof target, "tenant/%" PRId64, id);

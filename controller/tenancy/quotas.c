@@ -14,12 +14,12 @@
 #include "mutualis/util.h"
 #include "tenancy/tenancy.h"
 
-#define POLICY_VERSION     1
-#define POPULATION_MAX     100000000
-#define LIMIT_MAX          1000000000000LL /* any figure above this is a typo */
-#define POLICY_FILE_MAX    (1 << 20)
-#define POLICY_BANDS_MAX   1000
-#define KIND_LEN           16
+#define POLICY_VERSION   1
+#define POPULATION_MAX   100000000
+#define LIMIT_MAX        1000000000000LL /* any figure above this is a typo */
+#define POLICY_FILE_MAX  (1 << 20)
+#define POLICY_BANDS_MAX 1000
+#define KIND_LEN         16
 
 struct band {
     char kind[KIND_LEN];
@@ -130,8 +130,8 @@ static size_t locate(const struct src *s, const int *path, size_t n, bool at_val
 }
 
 /* Fills err with "origin: line L, column C: message" for the value (or key) at path. */
-static int MU_PRINTF(6, 7) fail(struct mu_err *err, const struct src *s, const int *path,
-                                size_t n, bool at_value, const char *fmt, ...)
+static int MU_PRINTF(6, 7) fail(struct mu_err *err, const struct src *s, const int *path, size_t n,
+                                bool at_value, const char *fmt, ...)
 {
     char msg[400];
     va_list ap;
@@ -295,8 +295,8 @@ static int check_reachable(const struct mu_quota_policy *p, size_t i, const stru
     return 0;
 }
 
-static int parse_defaults(const cJSON *v, const struct src *s, int index,
-                          struct mu_quota_policy *p, struct mu_err *err)
+static int parse_defaults(const cJSON *v, const struct src *s, int index, struct mu_quota_policy *p,
+                          struct mu_err *err)
 {
     int path[4] = {index, 0, 0, 0};
     if (!cJSON_IsArray(v))
@@ -357,8 +357,7 @@ int mu_quota_policy_parse(const char *buf, size_t len, const char *origin,
             seen_fallback = true;
         } else {
             rc = fail(err, &s, path, 1, false,
-                      "unknown key \"%.64s\" (expected version, defaults, fallback)",
-                      it->string);
+                      "unknown key \"%.64s\" (expected version, defaults, fallback)", it->string);
             goto out;
         }
     }
@@ -401,8 +400,8 @@ void mu_quota_policy_free(struct mu_quota_policy *p)
 
 /* ---- lookup --------------------------------------------------------------------------- */
 
-void mu_quota_policy_lookup(const struct mu_quota_policy *p, const char *kind,
-                            int64_t population, struct mu_limits *ret)
+void mu_quota_policy_lookup(const struct mu_quota_policy *p, const char *kind, int64_t population,
+                            struct mu_limits *ret)
 {
     const struct band *last = NULL;
 

@@ -51,8 +51,8 @@ void mu_quota_policy_free(struct mu_quota_policy *p);
 
 /* The limits for a tenant of kind (NULL or unknown: the fallback) and population (< 0:
  * unknown). Pure; p is only read. */
-void mu_quota_policy_lookup(const struct mu_quota_policy *p, const char *kind,
-                            int64_t population, struct mu_limits *ret);
+void mu_quota_policy_lookup(const struct mu_quota_policy *p, const char *kind, int64_t population,
+                            struct mu_limits *ret);
 
 /* The mu_quota_default_fn to plug into struct mu_quota_defaults: ctx is a
  * struct mu_quota_policy * (borrowed: it must outlive the store calls that use it). A NULL

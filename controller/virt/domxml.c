@@ -266,8 +266,7 @@ static void add_console(xmlNodePtr devs, const char *log)
     }
 }
 
-int mu_virt_domain_xml_build(const struct mu_virt_domain_spec *spec, char **ret,
-                             struct mu_err *err)
+int mu_virt_domain_xml_build(const struct mu_virt_domain_spec *spec, char **ret, struct mu_err *err)
 {
     if (!spec)
         return mu_err_set(err, MU_EINVAL, "no domain specification");
@@ -298,8 +297,9 @@ int mu_virt_domain_xml_build(const struct mu_virt_domain_spec *spec, char **ret,
         add_disk(devs, "cdrom", "raw", spec->seed_iso, "hdc", "ide", true);
     add_console(devs, spec->serial_log);
     /* No implicit USB controller or balloon: the guest gets only what is listed here. */
-    prop(child(devs, "controller", NULL), "type", "usb");
-    xmlSetProp(xmlGetLastChild(devs), X("model"), X("none"));
+    xmlNodePtr usb = child(devs, "controller", NULL);
+    prop(usb, "type", "usb");
+    prop(usb, "model", "none");
     prop(child(devs, "memballoon", NULL), "model", "none");
 
     *ret = doc_string(doc);

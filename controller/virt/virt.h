@@ -23,7 +23,7 @@
 
 #include "mutualis/err.h"
 
-#define MU_VIRT_NS "https://mutualis.example/xmlns/libvirt/1"
+#define MU_VIRT_NS  "https://mutualis.example/xmlns/libvirt/1"
 #define MU_UUID_LEN 36
 
 struct mu_virt_conn;
@@ -48,9 +48,9 @@ struct mu_virt_node_info {
     int64_t mem_mib;
     int64_t pool_capacity_gib;
     int64_t pool_available_gib;
-    bool kvm;                   /* the node's capabilities offer domain type kvm */
+    bool kvm; /* the node's capabilities offer domain type kvm */
     char hostname[256];
-    char libvirt_version[32];   /* "9.0.0" */
+    char libvirt_version[32]; /* "9.0.0" */
 };
 /* Reads capacity and capabilities (ensures the pool exists and is active). MU_EUNAVAIL
  * when the node cannot be reached. */
@@ -81,16 +81,16 @@ struct mu_virt_domain_spec {
     char uuid[MU_UUID_LEN + 1];
     int64_t vm_id;
     int64_t tenant_id;
-    const char *vm_name;      /* tenant's name for the VM: only in <title>/<metadata> */
-    const char *tenant_name;  /* only in <metadata> */
+    const char *vm_name;     /* tenant's name for the VM: only in <title>/<metadata> */
+    const char *tenant_name; /* only in <metadata> */
     int64_t vcpus;
     int64_t ram_mib;
-    bool kvm;                 /* type='kvm' where the node supports it, else 'qemu' */
-    const char *disk_path;    /* the overlay volume's path (from overlay_ensure) */
+    bool kvm;              /* type='kvm' where the node supports it, else 'qemu' */
+    const char *disk_path; /* the overlay volume's path (from overlay_ensure) */
     /* Optional direct kernel boot (images that carry a kernel, like the test guest). */
     const char *kernel, *initrd, *cmdline;
-    const char *serial_log;   /* optional: serial console to this file */
-    const char *seed_iso;     /* optional: cloud-init seed as a read-only CD (networks issue) */
+    const char *serial_log; /* optional: serial console to this file */
+    const char *seed_iso;   /* optional: cloud-init seed as a read-only CD (networks issue) */
 };
 /* Builds the domain XML (libxml2 tree API). Validates every value that becomes an
  * attribute or a path (allow-list: absolute paths of [A-Za-z0-9._/-], no ".."); the free
@@ -107,7 +107,7 @@ enum mu_virt_state {
     MU_VIRT_RUNNING,
     MU_VIRT_SHUTOFF,
     MU_VIRT_PAUSED,
-    MU_VIRT_SHUTDOWN,   /* shutting down */
+    MU_VIRT_SHUTDOWN, /* shutting down */
     MU_VIRT_CRASHED,
     MU_VIRT_OTHER,
 };
@@ -130,8 +130,8 @@ int mu_virt_domain_undefine(struct mu_virt_conn *c, const char *uuid, struct mu_
 /* Domains on the node that carry Mutualis metadata (for the reconciler). */
 struct mu_virt_domain_info {
     char uuid[MU_UUID_LEN + 1];
-    int64_t vm_id;      /* from metadata */
-    int64_t tenant_id;  /* from metadata */
+    int64_t vm_id;     /* from metadata */
+    int64_t tenant_id; /* from metadata */
     enum mu_virt_state state;
 };
 int mu_virt_domain_list(struct mu_virt_conn *c, struct mu_virt_domain_info **ret, size_t *ret_n,

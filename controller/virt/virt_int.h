@@ -11,13 +11,13 @@
 #include "mutualis/err.h"
 #include "virt/virt.h"
 
-#define MU_VIRT_PATH_MAX 4096
-#define MU_VIRT_TEXT_MAX 4096     /* vm_name, tenant_name (bytes) */
-#define MU_VIRT_CMDLINE_MAX 2048  /* the x86 kernel command line limit */
-#define MU_VIRT_VCPUS_MAX 256
-#define MU_VIRT_RAM_MIN_MIB 16
-#define MU_VIRT_RAM_MAX_MIB (INT64_C(4) * 1024 * 1024) /* 4 TiB */
-#define MU_VIRT_DISK_MAX_GIB (INT64_C(64) * 1024)      /* 64 TiB */
+#define MU_VIRT_PATH_MAX     4096
+#define MU_VIRT_TEXT_MAX     4096 /* vm_name, tenant_name (bytes) */
+#define MU_VIRT_CMDLINE_MAX  2048 /* the x86 kernel command line limit */
+#define MU_VIRT_VCPUS_MAX    256
+#define MU_VIRT_RAM_MIN_MIB  16
+#define MU_VIRT_RAM_MAX_MIB  (INT64_C(4) * 1024 * 1024) /* 4 TiB */
+#define MU_VIRT_DISK_MAX_GIB (INT64_C(64) * 1024)       /* 64 TiB */
 
 /* Absolute path of [A-Za-z0-9._/-], no "..", 2..MU_VIRT_PATH_MAX bytes. */
 bool mu_virt_path_valid(const char *p);

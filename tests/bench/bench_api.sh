@@ -78,18 +78,21 @@ python3 "$SRC/tests/bench/gen_cog.py" "$WORK/cog" >/dev/null
 ls -la "$WORK/cog" | awk 'NR>1 {print "   ", $5, $9}'
 START=$(date +%s.%N)
 $CLI tenant import --parent 1 --epci "$WORK/cog/epci.json" --communes "$WORK/cog/communes.json" \
-    | head -3
+    | sed -n '1,3p' # reads it all: no SIGPIPE under pipefail
 END=$(date +%s.%N)
 RSS=$(awk '/VmRSS/ {print $2}' /proc/$CTL_PID/status)
 HWM=$(awk '/VmHWM/ {print $2}' /proc/$CTL_PID/status)
 echo "import: $(python3 -c "print(round($END-$START, 2))") s   controller RSS after: $((RSS / 1024)) MB (peak $((HWM / 1024)) MB)"
 START=$(date +%s.%N)
 $CLI tenant import --parent 1 --epci "$WORK/cog/epci.json" --communes "$WORK/cog/communes.json" \
-    | head -3
+    | sed -n '1,3p' # reads it all: no SIGPIPE under pipefail
 END=$(date +%s.%N)
 echo "re-import (all unchanged): $(python3 -c "print(round($END-$START, 2))") s"
 
-echo "== 3. page of 100 tenants out of $($CLI tenant list --json --limit 1000 --q saint | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["items"]))')+ 'saint' matches, single client"
+count() { python3 -c 'import json,sys; print(len(json.load(sys.stdin)["items"]))'; }
+TOTAL=$($CLI tenant list --json --all --limit 1000 | count)
+echo "== 3. a page of 100 tenants out of $TOTAL with a name search (q=saint matches" \
+    "$($CLI tenant list --json --all --limit 1000 --q saint | count)), single client"
 for q in "saint" "sur%20mer" "zzzz"; do
     wrk -t1 -c1 -d5s --latency -H "Authorization: Bearer $TOKEN" \
         "$URL/v1/tenants?limit=100&q=$q" | awk -v q="$q" '

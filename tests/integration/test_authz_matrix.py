@@ -8,6 +8,7 @@ derived from policies/rbac.json and the tenant tree, not from the implementation
 A route without a sample request below fails the test, so a new route cannot slip in
 untested. Another tenant's data always answers 404, never 403.
 """
+import hashlib
 import json
 import os
 import sys
@@ -95,6 +96,60 @@ def body(ctl, res):
     with open(os.path.join(SRC, "policies", "rbac.json")) as f:
         policy = json.load(f)["actions"]
 
+    # Provisioning fixtures: a node on libvirt's in-process test driver, a flavor, an image.
+    def mk_node():
+        return must(rq("POST", "/v1/nodes", {"name": uniq("node-"), "uri": "test:///default",
+                                             "pool": "default-pool"}), 201, "create node")["id"]
+
+    for _ in range(3):
+        mk_node()
+    for t in (S, E, C1, C2):
+        must(rq("PUT", f"/v1/tenants/{t}/quota", {"vcpus": "unlimited", "ram_mib": "unlimited",
+                                                  "disk_gib": "unlimited", "vms": "unlimited"}),
+             200, "unlimited quota")
+    must(rq("POST", "/v1/flavors", {"name": "tiny", "vcpus": 1, "ram_mib": 64, "disk_gib": 1}),
+         201, "flavor")
+    must(rq("POST", "/v1/flavors", {"name": "small", "vcpus": 1, "ram_mib": 128,
+                                    "disk_gib": 1}), 201, "flavor")
+    img_bytes = b"\0" * 4096
+    img_sha = hashlib.sha256(img_bytes).hexdigest()
+
+    def mk_image(upload=True):
+        iid = must(rq("POST", "/v1/images", {"name": uniq("img-"), "format": "raw",
+                                             "sha256": img_sha}), 201, "image")["id"]
+        if upload:
+            must(rq("PUT", f"/v1/images/{iid}/data", raw=img_bytes,
+                    headers={"Content-Type": "application/octet-stream"}), 200, "upload")
+        return iid
+
+    IMG = mk_image()
+
+    def wait_op(op_id):
+        end = time.time() + 60
+        while time.time() < end:
+            j = rq("GET", f"/v1/operations/{op_id}").json
+            if j["state"] in ("succeeded", "failed"):
+                if j["state"] == "failed":
+                    raise Failure(f"setup operation {op_id} failed: {j['error']}")
+                return j
+            time.sleep(0.05)
+        raise Failure(f"setup operation {op_id} did not finish")
+
+    def mk_vm(tenant, stopped=False):
+        j = must(rq("POST", "/v1/vms", {"tenant_id": tenant, "name": uniq("vm-"),
+                                        "flavor": "tiny", "image_id": IMG}), 202, "create vm")
+        wait_op(j["operation"]["id"])
+        if stopped:
+            wait_op(must(rq("POST", f"/v1/vms/{j['vm']['id']}/stop"), 202, "stop")
+                    ["operation"]["id"])
+        return j["vm"]["id"], j["operation"]["id"]
+
+    def mk_group(tenant):
+        return must(rq("POST", "/v1/groups", {"name": uniq("grp-"), "tenant_id": tenant}), 201,
+                    "group")["id"]
+
+    raw_upload = {"__raw__": img_bytes}
+
     # Sample requests: route key → function(target) → (path, body, targeted)
     def leaf(target):
         return mk_tenant(target)
@@ -124,6 +179,48 @@ def body(ctl, res):
         "POST /v1/tokens": lambda t: ("/v1/tokens", {"name": uniq("self-")}, False),
         "DELETE /v1/tokens/{id}": lambda t: (
             f"/v1/tokens/{mk_token(mk_user('tenant-reader', t))[1]}", None, True),
+        "GET /v1/tenants/{id}/quota": lambda t: (f"/v1/tenants/{t}/quota", None, True),
+        "PUT /v1/tenants/{id}/quota": lambda t: (f"/v1/tenants/{t}/quota", {"vms": 100}, True),
+        "GET /v1/nodes": lambda t: ("/v1/nodes", None, False),
+        "POST /v1/nodes": lambda t: ("/v1/nodes", {"name": uniq("n-"), "uri": "test:///default",
+                                                   "pool": "default-pool"}, False),
+        "GET /v1/nodes/{id}": lambda t: ("/v1/nodes/1", None, False),
+        "PATCH /v1/nodes/{id}": lambda t: ("/v1/nodes/1", {"labels": {"site": "a"}}, False),
+        "POST /v1/nodes/{id}/maintenance": lambda t: (f"/v1/nodes/{mk_node()}/maintenance", None,
+                                                      False),
+        "POST /v1/nodes/{id}/drain": lambda t: (f"/v1/nodes/{mk_node()}/drain", None, False),
+        "POST /v1/nodes/{id}/activate": lambda t: (f"/v1/nodes/{mk_node()}/activate", None,
+                                                   False),
+        "DELETE /v1/nodes/{id}": lambda t: (f"/v1/nodes/{mk_node()}", None, False),
+        "GET /v1/flavors": lambda t: ("/v1/flavors", None, False),
+        "POST /v1/flavors": lambda t: ("/v1/flavors", {"name": uniq("f-"), "vcpus": 1,
+                                                       "ram_mib": 64, "disk_gib": 1}, False),
+        "GET /v1/flavors/{id}": lambda t: ("/v1/flavors/1", None, False),
+        "DELETE /v1/flavors/{id}": lambda t: (
+            f"/v1/flavors/{rq('POST', '/v1/flavors', {'name': uniq('fd-'), 'vcpus': 1, 'ram_mib': 64, 'disk_gib': 1}).json['id']}",
+            None, False),
+        "GET /v1/images": lambda t: ("/v1/images", None, False),
+        "POST /v1/images": lambda t: ("/v1/images", {"name": uniq("i-"), "format": "raw",
+                                                     "sha256": img_sha}, False),
+        "GET /v1/images/{id}": lambda t: (f"/v1/images/{IMG}", None, False),
+        "PUT /v1/images/{id}/data": lambda t: (f"/v1/images/{mk_image(False)}/data", raw_upload,
+                                               False),
+        "DELETE /v1/images/{id}": lambda t: (f"/v1/images/{mk_image()}", None, False),
+        "GET /v1/groups": lambda t: ("/v1/groups", None, False),
+        "POST /v1/groups": lambda t: ("/v1/groups", {"name": uniq("g-"), "tenant_id": t}, True),
+        "DELETE /v1/groups/{id}": lambda t: (f"/v1/groups/{mk_group(t)}", None, True),
+        "GET /v1/vms": lambda t: (f"/v1/vms?tenant={t}", None, True),
+        "POST /v1/vms": lambda t: ("/v1/vms", {"tenant_id": t, "name": uniq("v-"),
+                                               "flavor": "tiny", "image_id": IMG}, True),
+        "GET /v1/vms/{id}": lambda t: (f"/v1/vms/{mk_vm(t)[0]}", None, True),
+        "POST /v1/vms/{id}/start": lambda t: (f"/v1/vms/{mk_vm(t, stopped=True)[0]}/start", None,
+                                              True),
+        "POST /v1/vms/{id}/stop": lambda t: (f"/v1/vms/{mk_vm(t)[0]}/stop", None, True),
+        "POST /v1/vms/{id}/reboot": lambda t: (f"/v1/vms/{mk_vm(t)[0]}/reboot", None, True),
+        "POST /v1/vms/{id}/resize": lambda t: (f"/v1/vms/{mk_vm(t, stopped=True)[0]}/resize",
+                                               {"flavor": "small"}, True),
+        "DELETE /v1/vms/{id}": lambda t: (f"/v1/vms/{mk_vm(t)[0]}", None, True),
+        "GET /v1/operations/{id}": lambda t: (f"/v1/operations/{mk_vm(t)[1]}", None, True),
         "GET /v1/audit": lambda t: ("/v1/audit?limit=5", None, False),
         "POST /v1/audit/verify": lambda t: ("/v1/audit/verify", {}, False),
     }
@@ -160,7 +257,11 @@ def body(ctl, res):
                 want = 404
             else:
                 want = overrides.get((key, pname), "2xx")
-            r = rq(method, rpath, rbody, token=tok)
+            if isinstance(rbody, dict) and "__raw__" in rbody:
+                r = rq(method, rpath, raw=rbody["__raw__"], token=tok,
+                       headers={"Content-Type": "application/octet-stream"})
+            else:
+                r = rq(method, rpath, rbody, token=tok)
             ok = (200 <= r.status < 300) if want == "2xx" else r.status == want
             if not ok:
                 print(f"     got {r!r}")

@@ -200,14 +200,123 @@ static void test_query(void **state)
     mu_buf_free(&b);
 }
 
+static const struct mu_cli_opt typed_opts[] = {
+    {"--name", MU_CLI_OPT_IDENT, "NAME", "name", false, NULL, 0, 0},
+    {"--label", MU_CLI_OPT_LABEL, "KEY=VALUE", "label", false, NULL, 0, 0},
+    {"--vcpus", MU_CLI_OPT_LIMIT, "N|unlimited", "vcpus", false, NULL, 0, 64},
+};
+
+static void test_typed_values(void **state)
+{
+    (void)state;
+    const char *w[] = {"--name",         "web-1.a_b", "--label",   "site=paris-1",
+                       "--label=zone=a", "--vcpus",   "unlimited", NULL};
+    struct mu_cli cli = {0};
+    struct mu_cli_args a;
+    char msg[256];
+    assert_int_equal(parse(typed_opts, MU_ARRAY_LEN(typed_opts), w, &cli, &a, msg), 0);
+    assert_string_equal(mu_cli_arg_str(&a, "--name"), "web-1.a_b");
+    const struct mu_cli_val *label = mu_cli_arg(&a, "--label");
+    assert_int_equal(label->nlist, 2);
+    assert_string_equal(label->list[1], "zone=a");
+    assert_int_equal(mu_cli_arg(&a, "--vcpus")->num, MU_CLI_UNLIMITED);
+
+    cJSON *obj = NULL;
+    assert_int_equal(mu_cli_labels_object(label, 32, &obj, msg, sizeof(msg)), 0);
+    char *text = cJSON_PrintUnformatted(obj);
+    assert_string_equal(text, "{\"site\":\"paris-1\",\"zone\":\"a\"}");
+    free(text);
+    cJSON_Delete(obj);
+    assert_int_equal(mu_cli_labels_object(label, 1, &obj, msg, sizeof(msg)), -1);
+    assert_string_equal(msg, "at most 1 labels (2 given)");
+    mu_cli_args_free(&a);
+
+    const char *w2[] = {"--vcpus", "64", "--label", "a=1", "--label", "a=2", NULL};
+    assert_int_equal(parse(typed_opts, MU_ARRAY_LEN(typed_opts), w2, &cli, &a, msg), 0);
+    assert_int_equal(mu_cli_arg(&a, "--vcpus")->num, 64);
+    assert_int_equal(mu_cli_labels_object(mu_cli_arg(&a, "--label"), 32, &obj, msg, sizeof(msg)),
+                     -1);
+    assert_string_equal(msg, "label a given twice");
+    mu_cli_args_free(&a);
+
+    /* no label at all: an empty object (clears a node's labels) */
+    const char *none[] = {NULL};
+    assert_int_equal(parse(typed_opts, MU_ARRAY_LEN(typed_opts), none, &cli, &a, msg), 0);
+    assert_int_equal(mu_cli_labels_object(mu_cli_arg(&a, "--label"), 32, &obj, msg, sizeof(msg)),
+                     0);
+    assert_int_equal(cJSON_GetArraySize(obj), 0);
+    cJSON_Delete(obj);
+    mu_cli_args_free(&a);
+}
+
+static void test_typed_errors(void **state)
+{
+    (void)state;
+#define IDENT_RULE "1-63 characters of a-z, 0-9, '.', '_' or '-', starting with a letter or digit"
+    static const struct {
+        const char *words[3];
+        const char *msg;
+    } cases[] = {
+        {{"--name", "Web"}, "--name must be " IDENT_RULE ", not 'Web'"},
+        {{"--name", "-web"}, "--name must be " IDENT_RULE ", not '-web'"},
+        {{"--name", "a..b"}, "--name must be " IDENT_RULE ", not 'a..b'"},
+        {{"--name", "a/b"}, "--name must be " IDENT_RULE ", not 'a/b'"},
+        {{"--label", "site"},
+         "--label must be key=value, each side " IDENT_RULE " (e.g. site=paris-1), not 'site'"},
+        {{"--label", "=a"},
+         "--label must be key=value, each side " IDENT_RULE " (e.g. site=paris-1), not '=a'"},
+        {{"--label", "a="},
+         "--label must be key=value, each side " IDENT_RULE " (e.g. site=paris-1), not 'a='"},
+        {{"--label", "a=b=c"},
+         "--label must be key=value, each side " IDENT_RULE " (e.g. site=paris-1), not 'a=b=c'"},
+        {{"--label", "Site=a"},
+         "--label must be key=value, each side " IDENT_RULE " (e.g. site=paris-1), not 'Site=a'"},
+        {{"--vcpus", "65"}, "--vcpus must be an integer between 0 and 64 or 'unlimited', not '65'"},
+        {{"--vcpus", "-1"}, "--vcpus must be an integer between 0 and 64 or 'unlimited', not '-1'"},
+        {{"--vcpus", "Unlimited"},
+         "--vcpus must be an integer between 0 and 64 or 'unlimited', not 'Unlimited'"},
+    };
+#undef IDENT_RULE
+    for (size_t i = 0; i < MU_ARRAY_LEN(cases); i++) {
+        struct mu_cli cli = {0};
+        struct mu_cli_args a;
+        char msg[256];
+        const char *w[3] = {cases[i].words[0], cases[i].words[1], NULL};
+        if (parse(typed_opts, MU_ARRAY_LEN(typed_opts), w, &cli, &a, msg) != -1)
+            fail_msg("case %zu (%s) should fail", i, cases[i].msg);
+        assert_string_equal(msg, cases[i].msg);
+    }
+}
+
+static void test_label_split(void **state)
+{
+    (void)state;
+    char key[64];
+    const char *value = NULL;
+    assert_int_equal(mu_cli_label_split("site=paris-1", key, &value), 0);
+    assert_string_equal(key, "site");
+    assert_string_equal(value, "paris-1");
+    char long_key[80];
+    memset(long_key, 'k', 64);
+    memcpy(long_key + 64, "=v", 3);
+    assert_int_equal(mu_cli_label_split(long_key, key, &value), -1);
+    memcpy(long_key + 63, "=v", 3); /* 63 characters: the longest identifier */
+    assert_int_equal(mu_cli_label_split(long_key, key, &value), 0);
+    assert_int_equal(strlen(key), 63);
+    static const char *const bad[] = {"", "=", "a", "a=", "=b", "a b=c", "a=b c", "a=B", "a.=b"};
+    for (size_t i = 0; i < MU_ARRAY_LEN(bad); i++) {
+        if (mu_cli_label_split(bad[i], key, &value) != -1)
+            fail_msg("label \"%s\" should be refused", bad[i]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_values),
-        cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_required_and_help),
-        cmocka_unit_test(test_parse_id),
-        cmocka_unit_test(test_parse_head),
+        cmocka_unit_test(test_values),       cmocka_unit_test(test_typed_values),
+        cmocka_unit_test(test_typed_errors), cmocka_unit_test(test_label_split),
+        cmocka_unit_test(test_errors),       cmocka_unit_test(test_required_and_help),
+        cmocka_unit_test(test_parse_id),     cmocka_unit_test(test_parse_head),
         cmocka_unit_test(test_query),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -154,9 +154,52 @@ static void test_json(void **state)
     cJSON_Delete(doc);
 }
 
+static void check_gib(int64_t mib, const char *want)
+{
+    char *got = mu_cli_gib_text(mib);
+    if (strcmp(got, want) != 0)
+        fail_msg("%lld MiB shown as \"%s\", want \"%s\"", (long long)mib, got, want);
+    free(got);
+}
+
+static void test_gib(void **state)
+{
+    (void)state;
+    check_gib(0, "0");
+    check_gib(1024, "1");
+    check_gib(65536, "64");
+    check_gib(1536, "1.5");
+    check_gib(256, "0.25");
+    check_gib(100, "0.1");
+    check_gib(4 << 20, "4096");
+}
+
+static void check_labels(const char *json, const char *want)
+{
+    cJSON *doc = json ? parse(json) : NULL;
+    char *got = mu_cli_labels_text(doc);
+    if (strcmp(got, want) != 0)
+        fail_msg("labels %s shown as \"%s\", want \"%s\"", json ? json : "(none)", got, want);
+    free(got);
+    cJSON_Delete(doc);
+}
+
+static void test_labels(void **state)
+{
+    (void)state;
+    check_labels("{\"site\":\"paris-1\",\"zone\":\"a\"}", "site=paris-1, zone=a");
+    check_labels("[\"site=paris-1\",\"zone=a\"]", "site=paris-1, zone=a");
+    check_labels("{}", "-");
+    check_labels("[]", "-");
+    check_labels(NULL, "-");
+    /* a hostile server cannot drive the terminal */
+    check_labels("{\"a\\u001b[2J\":\"b\\u001b\"}", "a?[2J=b?");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gib),   cmocka_unit_test(test_labels),
         cmocka_unit_test(test_width), cmocka_unit_test(test_cell_text),
         cmocka_unit_test(test_table), cmocka_unit_test(test_fields),
         cmocka_unit_test(test_json),

@@ -101,15 +101,15 @@ static void test_bands_first_match_and_unknown_population(void **state)
     struct mu_limits l;
     /* Every band bounded: an unknown population takes the last band of the kind; a
      * population above them all takes the fallback. Mixed figures and "unlimited". */
-    struct mu_quota_policy *p = parse_ok(
-        "{\"version\": 1, \"defaults\": ["
-        " {\"kind\": \"commune\", \"population_max\": 500,"
-        "  \"limits\": {\"vcpus\": 1, \"ram_mib\": 1024, \"disk_gib\": 10, \"vms\": 1}},"
-        " {\"kind\": \"epci\", \"limits\": {\"vcpus\": \"unlimited\", \"ram_mib\": 0,"
-        "  \"disk_gib\": 5, \"vms\": \"unlimited\"}},"
-        " {\"kind\": \"commune\", \"population_max\": 5000,"
-        "  \"limits\": {\"vcpus\": 2, \"ram_mib\": 2048, \"disk_gib\": 20, \"vms\": 2}}],"
-        " \"fallback\": \"unlimited\"}");
+    struct mu_quota_policy *p =
+        parse_ok("{\"version\": 1, \"defaults\": ["
+                 " {\"kind\": \"commune\", \"population_max\": 500,"
+                 "  \"limits\": {\"vcpus\": 1, \"ram_mib\": 1024, \"disk_gib\": 10, \"vms\": 1}},"
+                 " {\"kind\": \"epci\", \"limits\": {\"vcpus\": \"unlimited\", \"ram_mib\": 0,"
+                 "  \"disk_gib\": 5, \"vms\": \"unlimited\"}},"
+                 " {\"kind\": \"commune\", \"population_max\": 5000,"
+                 "  \"limits\": {\"vcpus\": 2, \"ram_mib\": 2048, \"disk_gib\": 20, \"vms\": 2}}],"
+                 " \"fallback\": \"unlimited\"}");
     mu_quota_policy_lookup(p, "commune", 0, &l);
     assert_limits(&l, 1, 1024, 10, 1);
     mu_quota_policy_lookup(p, "commune", 500, &l);
@@ -180,9 +180,10 @@ static void test_refusals_name_line_and_column(void **state)
               "defaults[0] lacks \"kind\"");
     parse_bad("{\"version\":1,\"defaults\":[{\"kind\":\"epci\"}],\"fallback\":\"unlimited\"}",
               "defaults[0] lacks \"limits\"");
-    parse_bad("{\"version\":1,\"defaults\":[{\"kind\":\"epci\",\"population_max\":-3,\"limits\":" LIM
-              "}],\"fallback\":\"unlimited\"}",
-              "population_max must be an integer between 0 and 100000000");
+    parse_bad(
+        "{\"version\":1,\"defaults\":[{\"kind\":\"epci\",\"population_max\":-3,\"limits\":" LIM
+        "}],\"fallback\":\"unlimited\"}",
+        "population_max must be an integer between 0 and 100000000");
     parse_bad("{\"version\":1,\"defaults\":[3],\"fallback\":\"unlimited\"}",
               "line 1, column 26: defaults[0] must be an object");
     parse_bad("{\"version\":1,\"defaults\":{},\"fallback\":\"unlimited\"}",
