@@ -47,12 +47,23 @@ static int parse_listen(const char *s, struct mu_config *cfg, struct mu_err *err
 
 static int load_file(const char *path, struct mu_config *cfg, struct mu_err *err)
 {
-    static const char *const allowed[] = {"listen",           "data_dir",
-                                          "policies_dir",     "log_level",
-                                          "server_names",     "threads",
-                                          "conn_timeout_s",   "conn_limit",
-                                          "body_max_bytes",   "import_body_max_bytes",
-                                          "flush_interval_s", NULL};
+    static const char *const allowed[] = {"listen",
+                                          "data_dir",
+                                          "policies_dir",
+                                          "log_level",
+                                          "server_names",
+                                          "threads",
+                                          "conn_timeout_s",
+                                          "conn_limit",
+                                          "body_max_bytes",
+                                          "import_body_max_bytes",
+                                          "flush_interval_s",
+                                          "upload_max_bytes",
+                                          "stop_timeout_s",
+                                          "op_timeout_s",
+                                          "reconcile_interval_s",
+                                          "orphan_policy",
+                                          NULL};
     size_t len;
     MU_AUTOFREE char *text = mu_read_file(path, 1 << 20, &len);
     if (!text)

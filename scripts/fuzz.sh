@@ -37,6 +37,15 @@ if ! clang -fsanitize=fuzzer,address,undefined "$probe/p.c" -o "$probe/p" 2>/dev
 fi
 rm -rf "$probe"
 
+# A build directory configured with another compiler would be reconfigured by CMake from
+# scratch, silently dropping the flags below: start afresh instead.
+if [ -f "$BUILD/CMakeCache.txt" ]; then
+    have=$(sed -n 's/^CMAKE_C_COMPILER:[A-Z]*=//p' "$BUILD/CMakeCache.txt")
+    if [ "$(readlink -f "$(command -v "$have")")" != "$(readlink -f "$(command -v clang)")" ]; then
+        echo "fuzz: $BUILD was configured with $have; reconfiguring it for clang"
+        rm -rf "$BUILD"
+    fi
+fi
 # MU_SANITIZE adds ASan+UBSan (UB aborts); fuzzer-no-link instruments the libraries for
 # coverage; MU_FUZZ links the targets with libFuzzer. Only the fuzz targets are built.
 cmake -S . -B "$BUILD" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DMU_FUZZ=ON \

@@ -19,12 +19,25 @@ if [ -z "${CC:-}" ]; then
     if command -v clang >/dev/null; then CC=clang; else CC=gcc; fi
 fi
 FLAGS="-fsanitize=thread -g -O1 -fno-omit-frame-pointer"
+# A build directory configured with another compiler would be reconfigured by CMake from
+# scratch, silently dropping the flags below: start afresh instead.
+if [ -f "$BUILD/CMakeCache.txt" ]; then
+    have=$(sed -n 's/^CMAKE_C_COMPILER:[A-Z]*=//p' "$BUILD/CMakeCache.txt")
+    if [ "$(readlink -f "$(command -v "$have")")" != "$(readlink -f "$(command -v "$CC")")" ]; then
+        echo "tsan: $BUILD was configured with $have; reconfiguring it for $CC"
+        rm -rf "$BUILD"
+    fi
+fi
 cmake -S . -B "$BUILD" -DCMAKE_C_COMPILER="$CC" -DCMAKE_BUILD_TYPE=Debug \
     -DMU_SANITIZE=OFF -DMU_FUZZ=OFF -DMU_WERROR="${MU_WERROR:-OFF}" \
     -DCMAKE_C_FLAGS="$FLAGS" \
     -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=thread" \
     -DCMAKE_SHARED_LINKER_FLAGS="-fsanitize=thread" >/dev/null
 cmake --build "$BUILD" -j"$(nproc)"
+if ! nm "$BUILD/mutualisd" | grep __tsan_func_entry >/dev/null; then # not -q: no SIGPIPE
+    echo "tsan: $BUILD/mutualisd is not instrumented (remove $BUILD and retry)" >&2
+    exit 2
+fi
 
 REPORTS="$SRC/$BUILD/tsan-reports"
 rm -rf "$REPORTS"
@@ -34,6 +47,9 @@ mkdir -p "$REPORTS"
 # daemon whose exit status a test does not look at).
 export TSAN_OPTIONS="suppressions=$SRC/tests/tsan.supp:halt_on_error=0:exitcode=66:second_deadlock_stack=1:history_size=4:log_path=$REPORTS/tsan:${MU_TSAN_EXTRA:-}"
 unset ASAN_OPTIONS UBSAN_OPTIONS
+# GLib (under libvirt) recycles memory through per-thread GSlice magazines that TSan cannot
+# see into, which shows up as races on freshly allocated blocks: make it use malloc.
+export G_SLICE=always-malloc
 
 exclude=(-LE libvirt)
 [ "${MU_TSAN_LIBVIRT:-0}" = 1 ] && exclude=()

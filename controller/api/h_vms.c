@@ -223,6 +223,7 @@ int mu_h_vm_create(struct mu_req *req, struct mu_resp *resp, struct mu_err *err)
     size_t nlabels = 0;
     char *labels_json = NULL;
     struct mu_sched_snapshot *snap = NULL;
+    MU_AUTOFREE char *target = NULL;
     int64_t vm_id = 0, op_id = 0;
 
     int r = mu_json_expect_object(body, allowed, "vm", err);
@@ -302,7 +303,7 @@ int mu_h_vm_create(struct mu_req *req, struct mu_resp *resp, struct mu_err *err)
     int64_t exclude[MU_ADMIT_RETRIES];
     size_t nexclude = 0;
     struct mu_audit_rec rec;
-    MU_AUTOFREE char *target = mu_xasprintf("vm:%s", ar.vm.name);
+    target = mu_xasprintf("vm:%s", ar.vm.name);
     mu_req_audit(req, &rec, ar.vm.tenant_id, target);
     pthread_rwlock_rdlock(&req->app->policy_lock);
     struct mu_sched_policy policy = *req->app->placement;

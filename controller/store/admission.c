@@ -134,8 +134,7 @@ static void fmt_memory(char *buf, size_t len, int64_t used, int64_t limit, const
     if (strcmp(uu, lu) == 0)
         snprintf(buf, len, "memory %s of %s %s %s, %s %s %s", u, l, lu, verb, needs, n, nu);
     else
-        snprintf(buf, len, "memory %s %s of %s %s %s, %s %s %s", u, uu, l, lu, verb, needs, n,
-                 nu);
+        snprintf(buf, len, "memory %s %s of %s %s %s, %s %s %s", u, uu, l, lu, verb, needs, n, nu);
 }
 
 /* The first resource of one level (or node) that would overshoot: a text without the
@@ -289,10 +288,10 @@ static int check_group(struct st_conn *c, int64_t group_id, const int64_t *ids, 
         gname = st_col_str(s, 1);
         rc = 0;
     } else {
-        rc = rc == SQLITE_DONE ? mu_err_setf(err, MU_EINVAL, "group_id",
-                                             "anti-affinity group %" PRId64 " does not exist",
-                                             group_id)
-                               : st_sql_err(c, rc, "reading a group", err);
+        rc = rc == SQLITE_DONE
+                 ? mu_err_setf(err, MU_EINVAL, "group_id",
+                               "anti-affinity group %" PRId64 " does not exist", group_id)
+                 : st_sql_err(c, rc, "reading a group", err);
     }
     st_stmt_done(c, s);
     if (rc < 0)
@@ -312,9 +311,8 @@ static int check_group(struct st_conn *c, int64_t group_id, const int64_t *ids, 
     sqlite3_bind_int64(s, 2, node_id);
     rc = sqlite3_step(s);
     if (rc == SQLITE_ROW)
-        rc = mu_err_set(err, MU_ERETRY,
-                        "node %s already hosts VM %s of anti-affinity group %s", node_name,
-                        (const char *)sqlite3_column_text(s, 0), gname);
+        rc = mu_err_set(err, MU_ERETRY, "node %s already hosts VM %s of anti-affinity group %s",
+                        node_name, (const char *)sqlite3_column_text(s, 0), gname);
     else
         rc = rc == SQLITE_DONE ? 0 : st_sql_err(c, rc, "checking anti-affinity", err);
     st_stmt_done(c, s);
@@ -511,8 +509,8 @@ int mu_store_vm_admit(struct mu_store *st, const struct mu_admit_req *req,
         goto out;
     rc = row_exists(c, "SELECT id FROM vms WHERE uuid = ?1", 0, uuid, &other, NULL, err);
     if (rc == 1)
-        rc = mu_err_setf(err, MU_ECONFLICT, "uuid", "UUID %s is already used by vm %" PRId64,
-                         uuid, other);
+        rc = mu_err_setf(err, MU_ECONFLICT, "uuid", "UUID %s is already used by vm %" PRId64, uuid,
+                         other);
     if (rc == 0)
         rc = check_flavor(c, v->flavor_id, err);
     if (rc == 0)
@@ -540,17 +538,17 @@ int mu_store_vm_admit(struct mu_store *st, const struct mu_admit_req *req,
     if (rc == 0)
         rc = st_node_alloc_add(c, req->node_id, &need, err);
     if (rc == 0)
-        rc = st_vm_event_tx(c, vm_id, v->tenant_id, req->node_id, "created", v->vcpus,
-                            v->ram_mib, v->disk_gib, now, err);
+        rc = st_vm_event_tx(c, vm_id, v->tenant_id, req->node_id, "created", v->vcpus, v->ram_mib,
+                            v->disk_gib, now, err);
     if (rc == 0)
-        rc = st_op_insert_tx(c, "vm.create", vm_id, req->node_id, req->op_params_json, audit,
-                             now, &op_id, err);
+        rc = st_op_insert_tx(c, "vm.create", vm_id, req->node_id, req->op_params_json, audit, now,
+                             &op_id, err);
     if (rc == 0) {
         fmt_mib(v->ram_mib, mem, sizeof mem, &mem_unit);
         snprintf(target, sizeof target, "vm/%" PRId64, vm_id);
         snprintf(detail, sizeof detail,
-                 "%s (%s) on node %s: %" PRId64 " vCPU, %s %s, %" PRId64 " GiB disk", v->name,
-                 uuid, node.name, v->vcpus, mem, mem_unit, v->disk_gib);
+                 "%s (%s) on node %s: %" PRId64 " vCPU, %s %s, %" PRId64 " GiB disk", v->name, uuid,
+                 node.name, v->vcpus, mem, mem_unit, v->disk_gib);
         rc = st_audit_append_tx(st, audit, v->tenant_id, target, detail, err);
     }
 
@@ -573,8 +571,8 @@ out:
 int mu_store_vm_resize(struct mu_store *st, int64_t vm_id, int64_t flavor_id, int64_t vcpus,
                        int64_t ram_mib, int64_t disk_gib, int64_t node_cap_vcpus,
                        int64_t node_cap_ram_mib, int64_t node_cap_disk_gib,
-                       const struct mu_quota_defaults *defaults,
-                       const struct mu_audit_rec *audit, int64_t *ret_op_id, struct mu_err *err)
+                       const struct mu_quota_defaults *defaults, const struct mu_audit_rec *audit,
+                       int64_t *ret_op_id, struct mu_err *err)
 {
     const struct mu_limits cap = {node_cap_vcpus, node_cap_ram_mib, node_cap_disk_gib,
                                   MU_UNLIMITED};
@@ -619,9 +617,9 @@ int mu_store_vm_resize(struct mu_store *st, int64_t vm_id, int64_t flavor_id, in
         observed = st_col_str(s, 8);
         rc = 0;
     } else {
-        rc = rc == SQLITE_DONE ? mu_err_set(err, MU_ENOTFOUND, "vm %" PRId64 " does not exist",
-                                            vm_id)
-                               : st_sql_err(c, rc, "reading a VM", err);
+        rc = rc == SQLITE_DONE
+                 ? mu_err_set(err, MU_ENOTFOUND, "vm %" PRId64 " does not exist", vm_id)
+                 : st_sql_err(c, rc, "reading a VM", err);
     }
     st_stmt_done(c, s);
     if (rc < 0)
@@ -639,8 +637,8 @@ int mu_store_vm_resize(struct mu_store *st, int64_t vm_id, int64_t flavor_id, in
     }
     if (disk_gib < old.disk_gib) {
         rc = mu_err_setf(err, MU_EINVAL, "disk_gib",
-                         "VM %s has a %" PRId64 " GiB disk: a disk can grow, not shrink (asked %" PRId64
-                         " GiB)",
+                         "VM %s has a %" PRId64
+                         " GiB disk: a disk can grow, not shrink (asked %" PRId64 " GiB)",
                          name, old.disk_gib, disk_gib);
         goto out;
     }
@@ -655,16 +653,15 @@ int mu_store_vm_resize(struct mu_store *st, int64_t vm_id, int64_t flavor_id, in
     if (rc < 0)
         goto out;
 
-    delta = (struct mu_usage){vcpus - old.vcpus, ram_mib - old.ram_mib, disk_gib - old.disk_gib,
-                              0};
+    delta = (struct mu_usage){vcpus - old.vcpus, ram_mib - old.ram_mib, disk_gib - old.disk_gib, 0};
     rc = st_path_ids(path, &ids, &n, err);
     if (rc == 0)
         rc = check_quotas(c, ids, n, &delta, defaults, "this resize needs", err);
     if (rc == 0 && node_id > 0) {
         rc = node_read(c, node_id, &node, err);
         if (rc == MU_ENOTFOUND)
-            rc = mu_err_set(err, MU_EIO, "VM %s is on node %" PRId64 ", which does not exist",
-                            name, node_id);
+            rc = mu_err_set(err, MU_EIO, "VM %s is on node %" PRId64 ", which does not exist", name,
+                            node_id);
         if (rc == 0)
             rc = check_node_room(&node, &cap, &delta, MU_EQUOTA, "this resize needs", err);
     }
@@ -692,20 +689,20 @@ int mu_store_vm_resize(struct mu_store *st, int64_t vm_id, int64_t flavor_id, in
     if (rc == 0)
         rc = st_node_alloc_add(c, node_id, &delta, err);
     if (rc == 0)
-        rc = st_vm_event_tx(c, vm_id, tenant_id, node_id, "resized", vcpus, ram_mib, disk_gib,
-                            now, err);
+        rc = st_vm_event_tx(c, vm_id, tenant_id, node_id, "resized", vcpus, ram_mib, disk_gib, now,
+                            err);
     if (rc == 0) {
-        params = mu_xasprintf("{\"vcpus\":%" PRId64 ",\"ram_mib\":%" PRId64
-                              ",\"disk_gib\":%" PRId64 ",\"old_vcpus\":%" PRId64
-                              ",\"old_ram_mib\":%" PRId64 ",\"old_disk_gib\":%" PRId64 "}",
+        params = mu_xasprintf("{\"vcpus\":%" PRId64 ",\"ram_mib\":%" PRId64 ",\"disk_gib\":%" PRId64
+                              ",\"old_vcpus\":%" PRId64 ",\"old_ram_mib\":%" PRId64
+                              ",\"old_disk_gib\":%" PRId64 "}",
                               vcpus, ram_mib, disk_gib, old.vcpus, old.ram_mib, old.disk_gib);
         rc = st_op_insert_tx(c, "vm.resize", vm_id, node_id, params, audit, now, &op_id, err);
     }
     if (rc == 0) {
         snprintf(target, sizeof target, "vm/%" PRId64, vm_id);
         snprintf(detail, sizeof detail,
-                 "%s: %" PRId64 " -> %" PRId64 " vCPU, %" PRId64 " -> %" PRId64
-                 " MiB, %" PRId64 " -> %" PRId64 " GiB disk",
+                 "%s: %" PRId64 " -> %" PRId64 " vCPU, %" PRId64 " -> %" PRId64 " MiB, %" PRId64
+                 " -> %" PRId64 " GiB disk",
                  name, old.vcpus, vcpus, old.ram_mib, ram_mib, old.disk_gib, disk_gib);
         rc = st_audit_append_tx(st, audit, tenant_id, target, detail, err);
     }

@@ -246,8 +246,7 @@ static int flavor_one(struct mu_store *st, const char *sql, int64_t id, const ch
     return rc;
 }
 
-int mu_store_flavor_get(struct mu_store *st, int64_t id, struct mu_flavor *ret,
-                        struct mu_err *err)
+int mu_store_flavor_get(struct mu_store *st, int64_t id, struct mu_flavor *ret, struct mu_err *err)
 {
     return flavor_one(st, "SELECT " FLAVOR_COLS " FROM flavors WHERE id = ?1", id, NULL, ret, err);
 }
@@ -257,8 +256,7 @@ int mu_store_flavor_get_by_name(struct mu_store *st, const char *name, struct mu
 {
     if (!name)
         return mu_err_setf(err, MU_EINVAL, "name", "no flavor name given");
-    return flavor_one(st, "SELECT " FLAVOR_COLS " FROM flavors WHERE name = ?1", 0, name, ret,
-                      err);
+    return flavor_one(st, "SELECT " FLAVOR_COLS " FROM flavors WHERE name = ?1", 0, name, ret, err);
 }
 
 int mu_store_flavor_list(struct mu_store *st, struct mu_flavor **ret, size_t *ret_n,
@@ -372,8 +370,8 @@ int mu_store_image_insert(struct mu_store *st, const struct mu_image *i,
         return mu_err_setf(err, MU_EINVAL, "sha256",
                            "image %s: sha256 must be 64 lower-case hex digits", i->name);
     if (i->status && strcmp(i->status, "uploading") != 0 && strcmp(i->status, "ready") != 0)
-        return mu_err_setf(err, MU_EINVAL, "status",
-                           "image %s: status must be uploading or ready", i->name);
+        return mu_err_setf(err, MU_EINVAL, "status", "image %s: status must be uploading or ready",
+                           i->name);
     c = st_tx_begin(st, err);
     if (!c)
         return MU_EIO;
@@ -676,8 +674,8 @@ int mu_store_group_get(struct mu_store *st, int64_t id, struct mu_group *ret, st
     return rc;
 }
 
-int mu_store_group_list(struct mu_store *st, int64_t scope_id, struct mu_group **ret,
-                        size_t *ret_n, struct mu_err *err)
+int mu_store_group_list(struct mu_store *st, int64_t scope_id, struct mu_group **ret, size_t *ret_n,
+                        struct mu_err *err)
 {
     struct st_conn *c = st_reader(st, err);
     struct mu_group *out = NULL;
@@ -731,8 +729,8 @@ int mu_store_group_delete(struct mu_store *st, int64_t id, const struct mu_audit
     return rc;
 }
 
-int mu_store_group_nodes(struct mu_store *st, int64_t group_id, int64_t **ret_ids,
-                         size_t *ret_n, struct mu_err *err)
+int mu_store_group_nodes(struct mu_store *st, int64_t group_id, int64_t **ret_ids, size_t *ret_n,
+                         struct mu_err *err)
 {
     struct st_conn *c = st_reader(st, err);
     int64_t *ids = NULL;

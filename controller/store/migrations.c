@@ -171,7 +171,7 @@ const char *const st_migrations[] = {
     "CREATE INDEX vms_tenant ON vms(tenant_id);"
     "CREATE INDEX vms_tenant_path ON vms(tenant_path, id);"
     "CREATE INDEX vms_node ON vms(node_id, id);"
-    "CREATE INDEX vms_group_node ON vms(group_id, node_id);"
+    "CREATE INDEX vms_group_node ON vms(group_id, node_id) WHERE group_id IS NOT NULL;"
     "CREATE INDEX vms_state ON vms(observed_state, id);"
     "CREATE INDEX vms_flavor ON vms(flavor_id);"
     "CREATE INDEX vms_image ON vms(image_id);"
@@ -228,8 +228,7 @@ const char *const st_migrations[] = {
     "CREATE INDEX operations_due ON operations(state, next_run_ms);"
     /* One unfinished operation per VM, enforced as well as looked up here. */
     "CREATE UNIQUE INDEX operations_vm_unfinished ON operations(vm_id)"
-    " WHERE state IN ('pending', 'running');"
-    "CREATE INDEX operations_vm ON operations(vm_id, id);",
+    " WHERE state IN ('pending', 'running');",
 };
 
 const size_t st_migrations_n = MU_ARRAY_LEN(st_migrations);

@@ -224,8 +224,7 @@ int mu_store_node_get(struct mu_store *st, int64_t id, struct mu_node *ret, stru
     return rc;
 }
 
-int mu_store_node_list(struct mu_store *st, struct mu_node **ret, size_t *ret_n,
-                       struct mu_err *err)
+int mu_store_node_list(struct mu_store *st, struct mu_node **ret, size_t *ret_n, struct mu_err *err)
 {
     struct st_conn *c = st_reader(st, err);
     struct mu_node *out = NULL;

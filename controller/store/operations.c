@@ -9,7 +9,7 @@
 #include <string.h>
 
 #define OP_COLS                                                                                    \
-    "id, kind, vm_id, node_id, state, step, attempts, next_run_ms, deadline_ms, params_json, "    \
+    "id, kind, vm_id, node_id, state, step, attempts, next_run_ms, deadline_ms, params_json, "     \
     "error, actor, request_id, created_ms, updated_ms, finished_ms"
 
 void mu_op_clear(struct mu_op *o)
@@ -135,8 +135,8 @@ int mu_store_op_get(struct mu_store *st, int64_t id, struct mu_op *ret, struct m
 }
 
 /* Runs a list query on the reader; ?1 and ?2 bound when given (>= 0). */
-static int op_list(struct mu_store *st, const char *sql, int64_t p1, int64_t p2,
-                   struct mu_op **ret, size_t *ret_n, struct mu_err *err)
+static int op_list(struct mu_store *st, const char *sql, int64_t p1, int64_t p2, struct mu_op **ret,
+                   size_t *ret_n, struct mu_err *err)
 {
     struct st_conn *c = st_reader(st, err);
     struct mu_op *out = NULL;
@@ -268,8 +268,7 @@ int64_t mu_store_op_pending_count(struct mu_store *st)
 
     if (!c)
         return -1;
-    s = st_stmt(c, "SELECT count(*) FROM operations WHERE state IN ('pending', 'running')",
-                NULL);
+    s = st_stmt(c, "SELECT count(*) FROM operations WHERE state IN ('pending', 'running')", NULL);
     if (!s)
         return -1;
     if (sqlite3_step(s) == SQLITE_ROW)

@@ -189,12 +189,13 @@ void mu_vms_free(struct mu_vm *v, size_t n);
 
 struct mu_admit_req {
     struct mu_vm vm;               /* tenant_id, name, uuid, flavor_id, vcpus, ram_mib,
-                                      disk_gib, image_id, group_id, labels_json */
+                                      disk_gib, image_id, group_id, labels_json; an empty
+                                      uuid gets a random one */
     int64_t node_id;               /* placement's choice */
     /* The chosen node's allocatable amounts under the placement policy (after overcommit
      * and reserved memory), computed by the caller with sched/: the transaction re-checks
      * alloc + request <= allocatable against the counters as they are now. */
-    int64_t node_cap_vcpus, node_cap_ram_mib, node_cap_disk_gib;
+    int64_t node_cap_vcpus, node_cap_ram_mib, node_cap_disk_gib; /* < 0: not checked */
     bool allow_unknown_health;     /* placement policy's place_on_unknown_health */
     const struct mu_quota_defaults *defaults;
     const char *op_params_json;    /* stored on the create operation (may be NULL) */
@@ -212,7 +213,9 @@ int mu_store_vm_admit(struct mu_store *st, const struct mu_admit_req *req,
                       struct mu_err *err);
 /* Cold resize admission: same checks for the difference (new - old) at every level and on
  * the VM's node; updates the VM's allocation and counters; inserts a "vm.resize" operation
- * with params. MU_ECONFLICT unless the VM is stopped (desired stopped and observed shutoff). */
+ * with params. MU_ECONFLICT unless the VM is stopped (desired stopped and observed shutoff).
+ * The VM's node refusing the difference is MU_EQUOTA (a resize cannot go elsewhere); a disk
+ * only grows (MU_EINVAL). */
 int mu_store_vm_resize(struct mu_store *st, int64_t vm_id, int64_t flavor_id, int64_t vcpus,
                        int64_t ram_mib, int64_t disk_gib, int64_t node_cap_vcpus,
                        int64_t node_cap_ram_mib, int64_t node_cap_disk_gib,
@@ -246,7 +249,7 @@ int mu_store_vm_list(struct mu_store *st, const struct mu_vm_filter *f, struct m
                      size_t *ret_n, struct mu_err *err);
 
 /* Lifecycle events (for the capacity forecast): created, started, stopped, resized,
- * deleted, with the allocation after the event. */
+ * deleted, with the allocation after the event (zero for deleted). */
 struct mu_vm_event {
     int64_t id, vm_id, ts_ms;
     char *kind;

@@ -79,8 +79,8 @@ int st_level_read(struct st_conn *c, int64_t tenant_id, const struct mu_quota_de
             const unsigned char *kind = sqlite3_column_text(s, 1);
 
             limits_unlimited(&ret->limits);
-            defaults->fn(defaults->ctx, kind ? (const char *)kind : "",
-                         sqlite3_column_int64(s, 2), &ret->limits);
+            defaults->fn(defaults->ctx, kind ? (const char *)kind : "", sqlite3_column_int64(s, 2),
+                         &ret->limits);
         } else {
             limits_unlimited(&ret->limits);
         }
@@ -98,8 +98,7 @@ int st_level_read(struct st_conn *c, int64_t tenant_id, const struct mu_quota_de
     return rc;
 }
 
-int st_usage_add(struct st_conn *c, int64_t tenant_id, const struct mu_usage *d,
-                 struct mu_err *err)
+int st_usage_add(struct st_conn *c, int64_t tenant_id, const struct mu_usage *d, struct mu_err *err)
 {
     sqlite3_stmt *s;
     int rc;
@@ -226,8 +225,8 @@ static int check_limits(const struct mu_limits *l, struct mu_err *err)
 
     for (size_t i = 0; i < MU_ARRAY_LEN(v); i++)
         if (v[i] < MU_UNLIMITED)
-            return mu_err_setf(err, MU_EINVAL, names[i],
-                               "quota %s must be 0 or more, or unlimited", names[i]);
+            return mu_err_setf(err, MU_EINVAL, names[i], "quota %s must be 0 or more, or unlimited",
+                               names[i]);
     return 0;
 }
 
@@ -353,9 +352,9 @@ int mu_store_quota_levels(struct mu_store *st, int64_t tenant_id,
 #define RECOUNT_DETAIL_MAX 5
 
 struct recount_fix {
-    bool node;          /* a node's counters, else a tenant's */
+    bool node; /* a node's counters, else a tenant's */
     int64_t id;
-    char *name;         /* nodes only (tenants are named when reported) */
+    char *name;          /* nodes only (tenants are named when reported) */
     struct mu_usage had; /* as recorded */
     struct mu_usage truth;
     bool had_row;
@@ -452,8 +451,7 @@ static int max_id(struct st_conn *c, const char *sql, int64_t *ret, struct mu_er
     return rc;
 }
 
-static int truth_compute(struct st_conn *c, struct truth *t, int64_t *ret_stale,
-                         struct mu_err *err)
+static int truth_compute(struct st_conn *c, struct truth *t, int64_t *ret_stale, struct mu_err *err)
 {
     sqlite3_stmt *s;
     int rc;
@@ -717,8 +715,7 @@ int mu_store_usage_recount(struct mu_store *st, int64_t *ret_mismatches, char *d
     }
     if (rc == 0) {
         if (detail && detail_len > 0)
-            snprintf(detail, detail_len, "%s",
-                     found > 0 && b.data ? b.data : "all counters match");
+            snprintf(detail, detail_len, "%s", found > 0 && b.data ? b.data : "all counters match");
         *ret_mismatches = found;
     }
     mu_buf_free(&b);

@@ -162,7 +162,7 @@ int st_op_unfinished_of(struct st_conn *c, int64_t vm_id, int64_t *ret_id, char 
 
 /* vms.c: appends a lifecycle event with the allocation after it. */
 int st_vm_event_tx(struct st_conn *c, int64_t vm_id, int64_t tenant_id, int64_t node_id,
-                   const char *kind, int64_t vcpus, int64_t ram_mib, int64_t disk_gib,
-                   int64_t now, struct mu_err *err);
+                   const char *kind, int64_t vcpus, int64_t ram_mib, int64_t disk_gib, int64_t now,
+                   struct mu_err *err);
 
 #endif

@@ -14,7 +14,6 @@
     "group_id, labels_json, desired_state, observed_state, last_error, created_ms, updated_ms, "   \
     "desired_ms, observed_ms"
 
-
 void mu_vm_clear(struct mu_vm *v)
 {
     if (!v)
@@ -80,8 +79,8 @@ static bool one_of(const char *v, const char *const *set)
 }
 
 int st_vm_event_tx(struct st_conn *c, int64_t vm_id, int64_t tenant_id, int64_t node_id,
-                   const char *kind, int64_t vcpus, int64_t ram_mib, int64_t disk_gib,
-                   int64_t now, struct mu_err *err)
+                   const char *kind, int64_t vcpus, int64_t ram_mib, int64_t disk_gib, int64_t now,
+                   struct mu_err *err)
 {
     sqlite3_stmt *s;
     int rc;
@@ -127,8 +126,7 @@ static int vm_read_tx(struct st_conn *c, int64_t id, struct mu_vm *ret, struct m
     return rc;
 }
 
-static const char *const request_kinds[] = {"vm.start", "vm.stop", "vm.reboot", "vm.delete",
-                                            NULL};
+static const char *const request_kinds[] = {"vm.start", "vm.stop", "vm.reboot", "vm.delete", NULL};
 static const char *const desired_states[] = {"running", "stopped", "deleted", NULL};
 static const char *const observed_states[] = {"pending", "running", "shutoff", "missing",
                                               "unknown", "error",   "deleted", NULL};
@@ -277,8 +275,9 @@ int mu_store_vm_purge(struct mu_store *st, int64_t vm_id, struct mu_err *err)
     now = mu_now_ms();
     /* The tenant's path, not the row's copy: the counters follow the tenant tree. */
     s = st_stmt(c,
-                "SELECT t.path, v.tenant_id, v.node_id, v.vcpus, v.ram_mib, v.disk_gib FROM vms v "
-                "JOIN tenants t ON t.id = v.tenant_id WHERE v.id = ?1",
+                "SELECT COALESCE(t.path, v.tenant_path), v.tenant_id, v.node_id, v.vcpus, "
+                "v.ram_mib, v.disk_gib FROM vms v LEFT JOIN tenants t ON t.id = v.tenant_id "
+                "WHERE v.id = ?1",
                 err);
     if (!s)
         return st_tx_end(st, MU_EIO, err);
@@ -437,8 +436,8 @@ int mu_store_vm_list(struct mu_store *st, const struct mu_vm_filter *f, struct m
         if (rc < 0)
             return rc;
         if (rc == 0)
-            return mu_err_setf(err, MU_ENOTFOUND, "tenant_id",
-                               "tenant %" PRId64 " does not exist", f->tenant_id);
+            return mu_err_setf(err, MU_ENOTFOUND, "tenant_id", "tenant %" PRId64 " does not exist",
+                               f->tenant_id);
     }
     /* Two subtrees are nested or disjoint: keep the inner one. */
     if (scope_path && tenant_path) {
@@ -525,8 +524,8 @@ empty:
     return 0;
 }
 
-int mu_store_vm_events(struct mu_store *st, int64_t vm_id, struct mu_vm_event **ret,
-                       size_t *ret_n, struct mu_err *err)
+int mu_store_vm_events(struct mu_store *st, int64_t vm_id, struct mu_vm_event **ret, size_t *ret_n,
+                       struct mu_err *err)
 {
     struct st_conn *c = st_reader(st, err);
     struct mu_vm_event *out = NULL;

@@ -35,7 +35,7 @@ class Results:
         else:
             self.failed += 1
             print(f"FAIL {what}", flush=True)
-            raise Failure(what)
+            raise Failure(what, True)
 
     def done(self):
         print(f"{self.passed} passed, {self.failed} failed", flush=True)
@@ -183,8 +183,10 @@ def run(main):
     res = Results()
     try:
         main(res)
-    except Failure:
-        pass
+    except Failure as e:
+        if len(e.args) < 2:  # raised by setup code, not by a check: a failure too
+            print(f"FAIL {e.args[0] if e.args else 'setup'}", flush=True)
+            res.failed += 1
     except Exception as e:  # an unexpected error is a failure too
         import traceback
         traceback.print_exc()

@@ -388,7 +388,6 @@ static void test_lifecycle(void **state)
     assert_true(volume_exists(&f, uuid));
     expect_observed(&f, vm, "running");
 
-
     /* The operation recorded every step. */
     struct mu_op op;
     wait_op(&f, op_id, &op);
@@ -499,8 +498,11 @@ static void test_retry_and_permanent_failure(void **state)
     struct mu_op op;
     int64_t op_id;
 
-    /* raw image not on the node: the test driver cannot upload (a libvirt error: I/O). */
+    /* raw image not on the node, and its file gone from the controller (an I/O error). */
     fx_init(&f, false, "raw");
+    char img_path[256];
+    snprintf(img_path, sizeof img_path, "%s/base.img", f.dir);
+    assert_int_equal(unlink(img_path), 0);
     fx_start(&f, NULL, 2500);
     int64_t vm = admit(&f, "never", &op_id, NULL);
     mu_ops_kick(f.ops);

@@ -216,7 +216,8 @@ static void test_refusal_texts(void **state)
     v = vm_of(f, c[3], 1, 512, 90);
     admit_ok(f, &v, "d1", NULL);
     v = vm_of(f, c[3], 1, 512, 20);
-    admit_refused(f, &v, "d2", MU_EQUOTA, "Commune 3: disk 90 of 100 GiB used, this VM needs 20 GiB");
+    admit_refused(f, &v, "d2", MU_EQUOTA,
+                  "Commune 3: disk 90 of 100 GiB used, this VM needs 20 GiB");
     pt_quota(f->st, c[4], MU_UNLIMITED, MU_UNLIMITED, MU_UNLIMITED, 10);
     v = vm_of(f, c[4], 1, 64, 1);
     for (int i = 0; i < 10; i++) {
@@ -339,7 +340,8 @@ static void test_node_refusals(void **state)
                   "node n1: memory 4 of 4 GiB allocated, this VM needs 1 MiB");
     v.cap_ram_mib = 0;
     v.cap_disk_gib = 40;
-    admit_refused(f, &v, "z", MU_ERETRY, "node n1: disk 40 of 40 GiB allocated, this VM needs 1 GiB");
+    admit_refused(f, &v, "z", MU_ERETRY,
+                  "node n1: disk 40 of 40 GiB allocated, this VM needs 1 GiB");
     v.cap_disk_gib = MU_UNLIMITED; /* a negative capacity is not checked */
     admit_ok(f, &v, "z", NULL);
     v.node = 999;
@@ -400,8 +402,7 @@ static void test_names(void **state)
     int64_t vm = 0, op = 0;
 
     admit_ok(f, &v, "web", &vm);
-    admit_refused(f, &v, "web", MU_ECONFLICT,
-                  "tenant Commune A already has a VM named web (vm 1)");
+    admit_refused(f, &v, "web", MU_ECONFLICT, "tenant Commune A already has a VM named web (vm 1)");
     v.tenant = f->cb;
     admit_ok(f, &v, "web", NULL); /* names are per tenant */
     admit_refused(f, &v, "Web", MU_EINVAL, NULL);
@@ -714,8 +715,7 @@ static void test_resize(void **state)
     assert_string_equal(err.detail, "VM web must be stopped before a resize (desired running, "
                                     "observed pending): stop it and wait until it is shut off");
     mu_err_clear(&err);
-    pt_check(mu_store_vm_request(f->st, vm, "vm.stop", "stopped", &rec, &opid, &err), &err,
-             "stop");
+    pt_check(mu_store_vm_request(f->st, vm, "vm.stop", "stopped", &rec, &opid, &err), &err, "stop");
     pt_check(mu_store_vm_set_observed(f->st, vm, "shutoff", NULL, &err), &err, "observed");
     /* The stop is still unfinished. */
     assert_int_equal(mu_store_vm_resize(f->st, vm, 0, 4, 4096, 40, PT_BIG, PT_BIG, PT_BIG, NULL,
@@ -735,14 +735,13 @@ static void test_resize(void **state)
                      MU_EINVAL);
     mu_err_clear(&err);
     /* Node room for the difference only: 4 allocated (2 + 2), cap 5: +2 does not fit. */
-    assert_int_equal(mu_store_vm_resize(f->st, vm, 0, 4, 2048, 20, 5, PT_BIG, PT_BIG, NULL, &rec,
-                                        &opid, &err),
-                     MU_EQUOTA);
+    assert_int_equal(
+        mu_store_vm_resize(f->st, vm, 0, 4, 2048, 20, 5, PT_BIG, PT_BIG, NULL, &rec, &opid, &err),
+        MU_EQUOTA);
     assert_string_equal(err.detail, "node n1: vCPU 4 of 5 allocated, this resize needs 2");
     mu_err_clear(&err);
-    assert_int_equal(mu_store_vm_resize(f->st, vm, 0, 6, 6144, 40, 8, 8192, 60, NULL, &rec, &opid,
-                                        &err),
-                     0);
+    assert_int_equal(
+        mu_store_vm_resize(f->st, vm, 0, 6, 6144, 40, 8, 8192, 60, NULL, &rec, &opid, &err), 0);
     PT_ASSERT_USAGE(pt_usage(f->st, f->epci), 8, 8192, 60, 2);
     PT_ASSERT_USAGE(pt_usage(f->st, f->ca), 6, 6144, 40, 1);
     PT_ASSERT_USAGE(pt_node_alloc(f->st, f->n1), 8, 8192, 60, 2);
@@ -757,9 +756,8 @@ static void test_resize(void **state)
     mu_vm_clear(&got);
     finish_ops(f);
     /* Shrinking CPU and memory always fits, even at a full level. */
-    assert_int_equal(mu_store_vm_resize(f->st, vm, 0, 1, 1024, 40, 1, 1, 1, NULL, &rec, &opid,
-                                        &err),
-                     0);
+    assert_int_equal(
+        mu_store_vm_resize(f->st, vm, 0, 1, 1024, 40, 1, 1, 1, NULL, &rec, &opid, &err), 0);
     PT_ASSERT_USAGE(pt_usage(f->st, f->epci), 3, 3072, 60, 2);
     assert_int_equal(mu_store_vm_events(f->st, vm, &ev, &n, &err), 0);
     assert_int_equal(n, 4); /* created, stopped, resized, resized */
@@ -799,8 +797,8 @@ static void test_recount(void **state)
     assert_string_equal(detail, "all counters match");
 
     /* Behind the store's back: the EPCI's vCPU counter and a node's VM count. */
-    snprintf(sql, sizeof sql, "UPDATE tenant_usage SET vcpus = vcpus + 5 WHERE tenant_id = %" PRId64,
-             f->epci);
+    snprintf(sql, sizeof sql,
+             "UPDATE tenant_usage SET vcpus = vcpus + 5 WHERE tenant_id = %" PRId64, f->epci);
     corrupt(f->db.path, sql);
     snprintf(sql, sizeof sql, "UPDATE nodes SET vm_count = 99 WHERE id = %" PRId64, f->n2);
     corrupt(f->db.path, sql);

@@ -100,9 +100,8 @@ static void test_node_crud(void **state)
 
     /* State, labels, capacity, health. */
     assert_int_equal(mu_store_node_set_state(db->st, id, "maintenance", &rec, &err), 0);
-    assert_int_equal(mu_store_node_set_labels(db->st, id, "{\"site\":\"a\",\"zone\":\"1\"}", &rec,
-                                              &err),
-                     0);
+    assert_int_equal(
+        mu_store_node_set_labels(db->st, id, "{\"site\":\"a\",\"zone\":\"1\"}", &rec, &err), 0);
     assert_int_equal(mu_store_node_set_labels(db->st, id, "{\"site\":3}", &rec, &err), MU_EINVAL);
     mu_err_clear(&err);
     assert_int_equal(mu_store_node_set_info(db->st, id, 16, 65536, 500, false, NULL, &err), 0);

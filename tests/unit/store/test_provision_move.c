@@ -45,8 +45,8 @@ static int teardown(void **state)
     return 0;
 }
 
-static void admit(struct fixture *f, int64_t tenant, const char *name, int64_t vcpus,
-                  int64_t ram, int64_t disk)
+static void admit(struct fixture *f, int64_t tenant, const char *name, int64_t vcpus, int64_t ram,
+                  int64_t disk)
 {
     struct pt_vm v = {.tenant = tenant,
                       .node = f->node,
@@ -114,8 +114,7 @@ static void test_moves_adjust_counters(void **state)
 
     /* The new EPCI's quota now binds admissions in Commune 1. */
     pt_quota(f->st, f->e2, MU_UNLIMITED, MU_UNLIMITED, MU_UNLIMITED, 3);
-    struct pt_vm v = {.tenant = f->c1, .node = f->node, .vcpus = 1, .ram_mib = 64,
-                      .image = f->img};
+    struct pt_vm v = {.tenant = f->c1, .node = f->node, .vcpus = 1, .ram_mib = 64, .image = f->img};
     assert_int_equal(pt_admit(f->st, &v, "c1-c", NULL, NULL, &err), MU_EQUOTA);
     assert_string_equal(err.detail, "EPCI 2: VM count 3 of 3");
     mu_err_clear(&err);
@@ -192,8 +191,7 @@ static void test_import_moves(void **state)
     admit(f, c3, "c3-a", 2, 2048, 20);
     PT_ASSERT_USAGE(pt_usage(f->st, f->e1), 2, 2048, 20, 1);
 
-    struct mu_tenant_upsert up = {.t = mu_test_tenant("Commune 3", "commune", f->e2, NULL,
-                                                      "01001"),
+    struct mu_tenant_upsert up = {.t = mu_test_tenant("Commune 3", "commune", f->e2, NULL, "01001"),
                                   .parent_index = -1};
     pt_check(mu_store_tenant_upsert_many(f->st, &up, 1, &rec, &counts, &err), &err, "upsert");
     assert_int_equal(counts.updated, 1);

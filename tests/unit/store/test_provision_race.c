@@ -97,14 +97,17 @@ struct round_plan {
     struct mu_limits s, e, c1, c2;
     struct mu_limits node; /* allocatable; vms unused */
     struct mu_usage size;
-    struct mu_usage pre;   /* one VM admitted in commune 2 before the race, or zeros */
-    int refusal;           /* the code every refusal must carry */
+    struct mu_usage pre; /* one VM admitted in commune 2 before the race, or zeros */
+    int refusal;         /* the code every refusal must carry */
     const char *what;
 };
 
 static struct round_plan plan_round(int r)
 {
-    struct round_plan p = {.s = loose, .e = loose, .c1 = loose, .c2 = loose,
+    struct round_plan p = {.s = loose,
+                           .e = loose,
+                           .c1 = loose,
+                           .c2 = loose,
                            .node = {PT_BIG, PT_BIG, PT_BIG, MU_UNLIMITED},
                            .refusal = MU_EQUOTA};
     int64_t k = 5 + (r * 7) % 20; /* 5..24 admissions where one level binds */
@@ -232,8 +235,7 @@ static void run_round(struct mu_store *st, int64_t img, int r)
         for (size_t j = 0; j < n; j++) {
             assert_true(lv[j].limits.vcpus < 0 || lv[j].usage.vcpus <= lv[j].limits.vcpus);
             assert_true(lv[j].limits.ram_mib < 0 || lv[j].usage.ram_mib <= lv[j].limits.ram_mib);
-            assert_true(lv[j].limits.disk_gib < 0 ||
-                        lv[j].usage.disk_gib <= lv[j].limits.disk_gib);
+            assert_true(lv[j].limits.disk_gib < 0 || lv[j].usage.disk_gib <= lv[j].limits.disk_gib);
             assert_true(lv[j].limits.vms < 0 || lv[j].usage.vms <= lv[j].limits.vms);
         }
         mu_quota_levels_free(lv, n);
