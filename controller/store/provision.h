@@ -20,20 +20,20 @@
 /* ---- nodes ------------------------------------------------------------------------- */
 struct mu_node {
     int64_t id;
-    char *name;         /* mu_ident_valid */
-    char *uri;          /* libvirt URI (mu_virt_uri_valid) */
-    char *pool;         /* storage pool name on the node ("mutualis") */
-    char *pool_path;    /* where to create it if absent, or NULL */
-    char *op_state;     /* active, maintenance, draining (the operator's) */
-    char *health;       /* up, down, unknown (from agents; "unknown" at start) */
-    char *enrolment;    /* none, pending, enrolled */
+    char *name;                      /* mu_ident_valid */
+    char *uri;                       /* libvirt URI (mu_virt_uri_valid) */
+    char *pool;                      /* storage pool name on the node ("mutualis") */
+    char *pool_path;                 /* where to create it if absent, or NULL */
+    char *op_state;                  /* active, maintenance, draining (the operator's) */
+    char *health;                    /* up, down, unknown (from agents; "unknown" at start) */
+    char *enrolment;                 /* none, pending, enrolled */
     int64_t cpus, mem_mib, disk_gib; /* physical, as last read from libvirt (0: not yet) */
     int64_t reserved_mem_mib;        /* -1: the placement policy's default */
     bool kvm;
-    char *labels_json;  /* {"site":"a","zone":"1"} */
+    char *labels_json;                                            /* {"site":"a","zone":"1"} */
     int64_t alloc_vcpus, alloc_ram_mib, alloc_disk_gib, vm_count; /* counters */
-    int64_t created_ms, updated_ms, info_ms; /* info_ms: last capacity read */
-    char *last_error;   /* last connection error, or NULL */
+    int64_t created_ms, updated_ms, info_ms;                      /* info_ms: last capacity read */
+    char *last_error; /* last connection error, or NULL */
 };
 void mu_node_clear(struct mu_node *n);
 void mu_nodes_free(struct mu_node *n, size_t count);
@@ -70,8 +70,7 @@ void mu_flavor_clear(struct mu_flavor *f);
 void mu_flavors_free(struct mu_flavor *f, size_t n);
 int mu_store_flavor_insert(struct mu_store *st, const struct mu_flavor *f,
                            const struct mu_audit_rec *audit, int64_t *ret_id, struct mu_err *err);
-int mu_store_flavor_get(struct mu_store *st, int64_t id, struct mu_flavor *ret,
-                        struct mu_err *err);
+int mu_store_flavor_get(struct mu_store *st, int64_t id, struct mu_flavor *ret, struct mu_err *err);
 int mu_store_flavor_get_by_name(struct mu_store *st, const char *name, struct mu_flavor *ret,
                                 struct mu_err *err);
 int mu_store_flavor_list(struct mu_store *st, struct mu_flavor **ret, size_t *ret_n,
@@ -83,11 +82,11 @@ int mu_store_flavor_delete(struct mu_store *st, int64_t id, const struct mu_audi
 struct mu_image {
     int64_t id;
     char *name;
-    char *format;       /* qcow2 or raw: explicit, never guessed */
+    char *format; /* qcow2 or raw: explicit, never guessed */
     int64_t size_bytes;
     char sha256[65];
-    char *path;         /* the controller's copy: <data_dir>/images/<id>.<format> */
-    char *status;       /* uploading, ready */
+    char *path;   /* the controller's copy: <data_dir>/images/<id>.<format> */
+    char *status; /* uploading, ready */
     /* Optional direct kernel boot, for images that carry a kernel outside the disk (the
      * test guest): absolute paths on the nodes, or NULL. */
     char *kernel, *initrd, *cmdline;
@@ -124,13 +123,13 @@ int mu_store_group_insert(struct mu_store *st, const struct mu_group *g,
                           const struct mu_audit_rec *audit, int64_t *ret_id, struct mu_err *err);
 int mu_store_group_get(struct mu_store *st, int64_t id, struct mu_group *ret, struct mu_err *err);
 /* scope_id 0: all; else groups of tenants in that subtree. */
-int mu_store_group_list(struct mu_store *st, int64_t scope_id, struct mu_group **ret,
-                        size_t *ret_n, struct mu_err *err);
+int mu_store_group_list(struct mu_store *st, int64_t scope_id, struct mu_group **ret, size_t *ret_n,
+                        struct mu_err *err);
 int mu_store_group_delete(struct mu_store *st, int64_t id, const struct mu_audit_rec *audit,
                           struct mu_err *err);
 /* Node ids hosting a VM of the group (for the placement snapshot). */
-int mu_store_group_nodes(struct mu_store *st, int64_t group_id, int64_t **ret_ids,
-                         size_t *ret_n, struct mu_err *err);
+int mu_store_group_nodes(struct mu_store *st, int64_t group_id, int64_t **ret_ids, size_t *ret_n,
+                         struct mu_err *err);
 
 /* ---- quotas ------------------------------------------------------------------------ */
 #define MU_UNLIMITED (-1)
@@ -155,9 +154,9 @@ int mu_store_quota_set(struct mu_store *st, int64_t tenant_id, const struct mu_l
 struct mu_quota_level {
     int64_t tenant_id;
     char *tenant_name;
-    struct mu_limits limits;  /* effective */
-    bool explicit_limits;     /* set by an operator, not from the policy */
-    struct mu_usage usage;    /* the whole subtree's allocation */
+    struct mu_limits limits; /* effective */
+    bool explicit_limits;    /* set by an operator, not from the policy */
+    struct mu_usage usage;   /* the whole subtree's allocation */
 };
 void mu_quota_levels_free(struct mu_quota_level *l, size_t n);
 /* Limits and usage of the tenant and each ancestor, root first. */
@@ -170,35 +169,35 @@ struct mu_vm {
     int64_t id;
     char uuid[37];
     int64_t tenant_id;
-    char *name;             /* mu_ident_valid-like: [a-z0-9][a-z0-9-]{0,62} */
+    char *name; /* mu_ident_valid-like: [a-z0-9][a-z0-9-]{0,62} */
     int64_t flavor_id;
     int64_t vcpus, ram_mib, disk_gib; /* the allocation (copied from the flavor) */
     int64_t image_id;
-    int64_t node_id;        /* 0 before placement */
-    int64_t group_id;       /* 0: none */
-    char *labels_json;      /* required node labels, ["site=a"], or NULL */
-    char *desired_state;    /* running, stopped, deleted */
-    char *observed_state;   /* pending, running, shutoff, missing, unknown, error, deleted */
-    char *last_error;       /* NULL when fine */
+    int64_t node_id;      /* 0 before placement */
+    int64_t group_id;     /* 0: none */
+    char *labels_json;    /* required node labels, ["site=a"], or NULL */
+    char *desired_state;  /* running, stopped, deleted */
+    char *observed_state; /* pending, running, shutoff, missing, unknown, error, deleted */
+    char *last_error;     /* NULL when fine */
     int64_t created_ms, updated_ms;
-    int64_t desired_ms;     /* last change of desired_state */
-    int64_t observed_ms;    /* last change of observed_state */
+    int64_t desired_ms;  /* last change of desired_state */
+    int64_t observed_ms; /* last change of observed_state */
 };
 void mu_vm_clear(struct mu_vm *v);
 void mu_vms_free(struct mu_vm *v, size_t n);
 
 struct mu_admit_req {
-    struct mu_vm vm;               /* tenant_id, name, uuid, flavor_id, vcpus, ram_mib,
-                                      disk_gib, image_id, group_id, labels_json; an empty
-                                      uuid gets a random one */
-    int64_t node_id;               /* placement's choice */
+    struct mu_vm vm; /* tenant_id, name, uuid, flavor_id, vcpus, ram_mib,
+                        disk_gib, image_id, group_id, labels_json; an empty
+                        uuid gets a random one */
+    int64_t node_id; /* placement's choice */
     /* The chosen node's allocatable amounts under the placement policy (after overcommit
      * and reserved memory), computed by the caller with sched/: the transaction re-checks
      * alloc + request <= allocatable against the counters as they are now. */
     int64_t node_cap_vcpus, node_cap_ram_mib, node_cap_disk_gib; /* < 0: not checked */
-    bool allow_unknown_health;     /* placement policy's place_on_unknown_health */
+    bool allow_unknown_health; /* placement policy's place_on_unknown_health */
     const struct mu_quota_defaults *defaults;
-    const char *op_params_json;    /* stored on the create operation (may be NULL) */
+    const char *op_params_json; /* stored on the create operation (may be NULL) */
 };
 /* In one BEGIN IMMEDIATE transaction: re-checks every level's quota (tenant and each
  * ancestor) against the usage counters, the node's state (active), health (up, or unknown
@@ -219,8 +218,8 @@ int mu_store_vm_admit(struct mu_store *st, const struct mu_admit_req *req,
 int mu_store_vm_resize(struct mu_store *st, int64_t vm_id, int64_t flavor_id, int64_t vcpus,
                        int64_t ram_mib, int64_t disk_gib, int64_t node_cap_vcpus,
                        int64_t node_cap_ram_mib, int64_t node_cap_disk_gib,
-                       const struct mu_quota_defaults *defaults,
-                       const struct mu_audit_rec *audit, int64_t *ret_op_id, struct mu_err *err);
+                       const struct mu_quota_defaults *defaults, const struct mu_audit_rec *audit,
+                       int64_t *ret_op_id, struct mu_err *err);
 /* Sets desired_state and inserts the matching operation (vm.start, vm.stop, vm.reboot,
  * vm.delete) in one transaction. kind is the operation kind. MU_ECONFLICT if another
  * operation of the VM is still pending or running (naming it), or the VM is deleted. */
@@ -238,12 +237,12 @@ int mu_store_vm_get(struct mu_store *st, int64_t id, struct mu_vm *ret, struct m
 int mu_store_vm_get_by_uuid(struct mu_store *st, const char *uuid, struct mu_vm *ret,
                             struct mu_err *err);
 struct mu_vm_filter {
-    int64_t scope_id;   /* 0: all; else VMs of tenants in this subtree */
-    int64_t tenant_id;  /* 0: any; else this tenant's subtree */
-    int64_t node_id;    /* 0: any */
-    const char *state;  /* NULL: any; matches observed_state */
+    int64_t scope_id;  /* 0: all; else VMs of tenants in this subtree */
+    int64_t tenant_id; /* 0: any; else this tenant's subtree */
+    int64_t node_id;   /* 0: any */
+    const char *state; /* NULL: any; matches observed_state */
     int64_t after_id;
-    int limit;          /* 1..1000; 0 means no limit (internal callers: reconciler) */
+    int limit; /* 1..1000; 0 means no limit (internal callers: reconciler) */
 };
 int mu_store_vm_list(struct mu_store *st, const struct mu_vm_filter *f, struct mu_vm **ret,
                      size_t *ret_n, struct mu_err *err);
@@ -256,8 +255,8 @@ struct mu_vm_event {
     int64_t vcpus, ram_mib, disk_gib;
 };
 void mu_vm_events_free(struct mu_vm_event *e, size_t n);
-int mu_store_vm_events(struct mu_store *st, int64_t vm_id, struct mu_vm_event **ret,
-                       size_t *ret_n, struct mu_err *err);
+int mu_store_vm_events(struct mu_store *st, int64_t vm_id, struct mu_vm_event **ret, size_t *ret_n,
+                       struct mu_err *err);
 
 /* Recomputes tenant and node counters from the VM rows. *ret_mismatches counts counters
  * that differed (and were corrected); detail in err-like text buffer (may be NULL). */
@@ -267,11 +266,11 @@ int mu_store_usage_recount(struct mu_store *st, int64_t *ret_mismatches, char *d
 /* ---- operations -------------------------------------------------------------------- */
 struct mu_op {
     int64_t id;
-    char *kind;        /* vm.create, vm.start, vm.stop, vm.reboot, vm.resize, vm.delete */
+    char *kind; /* vm.create, vm.start, vm.stop, vm.reboot, vm.resize, vm.delete */
     int64_t vm_id;
     int64_t node_id;
-    char *state;       /* pending, running, succeeded, failed */
-    char *step;        /* the last step completed ("" at first) */
+    char *state; /* pending, running, succeeded, failed */
+    char *step;  /* the last step completed ("" at first) */
     int64_t attempts;
     int64_t next_run_ms;
     int64_t deadline_ms;

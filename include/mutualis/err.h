@@ -7,16 +7,16 @@
 
 enum mu_errc {
     MU_OK = 0,
-    MU_EINVAL = -1,       /* bad input: 400 (422 for well-formed but invalid values) */
-    MU_ENOTFOUND = -2,    /* 404 (also cross-tenant access) */
-    MU_ECONFLICT = -3,    /* 409: uniqueness, state, cycle */
-    MU_EFORBIDDEN = -4,   /* 403: authenticated but not allowed */
-    MU_EUNAUTH = -5,      /* 401: no or bad credentials */
-    MU_ETOOBIG = -6,      /* 413 */
-    MU_EIO = -7,          /* 500: storage or system failure */
-    MU_EINTERNAL = -8,    /* 500: a bug */
-    MU_EBUSY = -9,        /* 503: try again */
-    MU_EQUOTA = -10,      /* 409 quota or capacity refused */
+    MU_EINVAL = -1,        /* bad input: 400 (422 for well-formed but invalid values) */
+    MU_ENOTFOUND = -2,     /* 404 (also cross-tenant access) */
+    MU_ECONFLICT = -3,     /* 409: uniqueness, state, cycle */
+    MU_EFORBIDDEN = -4,    /* 403: authenticated but not allowed */
+    MU_EUNAUTH = -5,       /* 401: no or bad credentials */
+    MU_ETOOBIG = -6,       /* 413 */
+    MU_EIO = -7,           /* 500: storage or system failure */
+    MU_EINTERNAL = -8,     /* 500: a bug */
+    MU_EBUSY = -9,         /* 503: try again */
+    MU_EQUOTA = -10,       /* 409 quota or capacity refused */
     MU_EUNSUPPORTED = -11, /* 415 / 405 */
     MU_ERETRY = -12,       /* the chosen node no longer fits: place again without it */
     MU_EUNAVAIL = -13      /* a node or its hypervisor cannot be reached now: 503 */
