@@ -26,6 +26,7 @@ struct mu_config {
     unsigned op_timeout_s;         /* an operation's deadline (900) */
     unsigned reconcile_interval_s; /* (30) */
     char *orphan_policy;           /* "remove" or "quarantine" */
+    unsigned recount_interval_s;   /* usage counters checked against the VMs (600) */
 };
 
 /* Fills cfg. Returns 0, 1 if --help/--version was printed (exit 0), or MU_EINVAL with a

@@ -192,11 +192,13 @@ def scenario(ctl, nodes, res, kernel, initrd, cmdline):
         r = rq("DELETE", f"/v1/vms/{vm['id']}")
         op = wait_op(ctl, r.json["operation"]["id"])
         res.check(op["state"] == "succeeded", f"delete {vm['name']}")
+    uuids = [vm["uuid"] for vm in vms + [big]]
     for n in range(2):
         doms = nodes.virsh(n, "list", "--all", "--name")
         vols = nodes.virsh(n, "vol-list", "default")
-        res.check("mu-" not in doms and ".qcow2" not in vols.replace("mu-image-", "base-"),
-                  f"node-{n + 1}: no domain and no VM disk left")
+        left = [u for u in uuids if f"mu-{u}" in doms or f"mu-{u}" in vols]
+        res.check(not left and "mu-" not in doms,
+                  f"node-{n + 1}: no domain, disk or console log left ({left})")
     r = rq("GET", f"/v1/tenants/{C}/quota")
     lvl = r.json["levels"][-1]
     res.check(lvl["allocated"]["vms"] == 0 and lvl["allocated"]["vcpus"] == 0,
