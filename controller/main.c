@@ -112,11 +112,12 @@ static int policies_load(const char *dir, struct policies *ret, struct mu_err *e
     MU_AUTOFREE char *rbac = mu_xasprintf("%s/rbac.json", dir);
     MU_AUTOFREE char *placement = mu_xasprintf("%s/placement.json", dir);
     MU_AUTOFREE char *quotas = mu_xasprintf("%s/quotas.json", dir);
+    MU_AUTOFREE char *text = NULL;
     p.rbac = mu_rbac_load(rbac, err);
     if (!p.rbac)
         goto fail;
     size_t len = 0;
-    MU_AUTOFREE char *text = mu_read_file(placement, 1 << 20, &len);
+    text = mu_read_file(placement, 1 << 20, &len);
     if (!text) {
         mu_err_set(err, MU_EIO, "%s: cannot read: %m", placement);
         goto fail;
@@ -200,6 +201,8 @@ int main(int argc, char **argv)
     struct mu_server *srv = NULL;
     struct mu_pki_files pki = {0};
     struct mu_app app = {0};
+    MU_AUTOFREE char *db_path = NULL;
+    MU_AUTOFREE char *pki_dir = NULL;
     pthread_rwlock_init(&app.policy_lock, NULL);
 
     int r = mu_config_load(argc, argv, &cfg, &err);
@@ -228,7 +231,7 @@ int main(int argc, char **argv)
     unsigned char key[32];
     if (load_audit_key(cfg.data_dir, key, &err) < 0)
         goto fail;
-    MU_AUTOFREE char *db_path = mu_xasprintf("%s/mutualis.db", cfg.data_dir);
+    db_path = mu_xasprintf("%s/mutualis.db", cfg.data_dir);
     struct mu_store_opts so = {.path = db_path,
                                .vfs = getenv("MU_TEST_SYNC_LOG")
                                           ? mu_store_test_sync_vfs(getenv("MU_TEST_SYNC_LOG"))
@@ -250,7 +253,7 @@ int main(int argc, char **argv)
     for (char **p = cfg.server_names; p && *p && nn < 39; p++)
         names[nn++] = *p;
     names[nn] = NULL;
-    MU_AUTOFREE char *pki_dir = mu_xasprintf("%s/pki", cfg.data_dir);
+    pki_dir = mu_xasprintf("%s/pki", cfg.data_dir);
     if (mu_pki_ensure(pki_dir, names, &pki, &err) < 0)
         goto fail;
 

@@ -228,6 +228,18 @@ int mu_h_tenant_import(struct mu_req *req, struct mu_resp *resp, struct mu_err *
     r = mu_req_check_tenant(req, plan->parent_id, err);
     if (r < 0)
         goto out;
+    struct mu_tenant parent = {0};
+    r = mu_store_tenant_get(req->app->store, plan->parent_id, &parent, err);
+    mu_tenant_clear(&parent);
+    if (r == MU_ENOTFOUND) {
+        mu_err_clear(err);
+        r = mu_err_setf(err, MU_EINVAL, "parent_id",
+                        "parent tenant %lld does not exist: create the syndicat first, or name "
+                        "an existing tenant",
+                        (long long)plan->parent_id);
+    }
+    if (r < 0)
+        goto out;
     struct mu_import_counts counts = {0};
     if (!plan->dry_run) {
         struct mu_audit_rec rec;

@@ -74,6 +74,19 @@ static int upsert_one(struct st_conn *c, const struct mu_tenant *in, int64_t par
         rc = st_tenant_insert_tx(c, &t, now, ret_id, NULL, err);
         return rc < 0 ? rc : 1;
     }
+    /* A match by SIREN must be the same kind of collectivity (and, for a commune, the same
+     * INSEE code): an import never turns a syndicat into a commune, nor moves the tenant it
+     * hangs under. */
+    if (!str_eq(ex.kind, t.kind) || (str_eq(t.kind, "commune") && !str_eq(ex.insee, t.insee)) ||
+        ex.id == parent) {
+        rc = mu_err_set(err, MU_ECONFLICT,
+                        "%s %s of %s %s is already that of tenant %lld (%s, %s): fix the "
+                        "existing tenant or leave it out of the import",
+                        t.siren ? "SIREN" : "INSEE code", t.siren ? t.siren : t.insee, t.kind,
+                        t.name, (long long)ex.id, ex.name, ex.kind);
+        mu_tenant_clear(&ex);
+        return rc;
+    }
     /* An import carries no contacts or status: absent means keep what operators set. */
     t.id = ex.id;
     if (!t.contact_name)

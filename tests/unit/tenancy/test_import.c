@@ -560,11 +560,8 @@ static void test_national_scale(void **state)
     assert_int_equal(p->nrejects, 0);
     assert_int_equal(p->n, NEPCI + NCOM);
     assert_int_equal(p->skipped, NCOM);
-#if defined(__SANITIZE_ADDRESS__) || defined(MU_SLOW_BUILD)
-    assert_true(s < 20.0);
-#else
-    assert_true(s < 2.0);
-#endif
+    /* Speed is measured by the benchmark (tests/bench), never asserted here. */
+    (void)s;
     mu_import_plan_free(p);
     mu_buf_free(&b);
 }
