@@ -229,6 +229,22 @@ const char *const st_migrations[] = {
     /* One unfinished operation per VM, enforced as well as looked up here. */
     "CREATE UNIQUE INDEX operations_vm_unfinished ON operations(vm_id)"
     " WHERE state IN ('pending', 'running');",
+
+    /* 3: enrolment over SSH (store/enrolment.h): the node's pinned SSH host key and what the
+     * last successful enrolment installed. One row per node, gone with the node. */
+    "CREATE TABLE node_enrolment ("
+    " node_id INTEGER PRIMARY KEY REFERENCES nodes(id) ON DELETE CASCADE,"
+    " host_key TEXT,"
+    " ssh_host TEXT,"
+    " ssh_port INTEGER NOT NULL DEFAULT 0,"
+    " ssh_user TEXT,"
+    " agent_sha256 TEXT,"
+    " cert_serial TEXT,"
+    " cert_not_after_ms INTEGER NOT NULL DEFAULT 0,"
+    " libvirt_uri TEXT,"
+    " supervisor TEXT,"
+    " enrolled_ms INTEGER NOT NULL DEFAULT 0,"
+    " updated_ms INTEGER NOT NULL);",
 };
 
 const size_t st_migrations_n = MU_ARRAY_LEN(st_migrations);

@@ -20,7 +20,20 @@
  *
  * A gap record carries no host, pools or domains. The controller acknowledges with
  * {"epoch": "…", "acked_seq": N}: the highest contiguous sequence it has durably stored
- * for that epoch; the agent drops spooled reports up to it. */
+ * for that epoch; the agent drops spooled reports up to it.
+ *
+ * Reports are sent one at a time in sequence order, with no hole: the agent's gap records
+ * always have gap_to = seq - 1 (a gap takes the place of the report after the dropped
+ * range), so a gap with seq = acked + 1 is in order. Its gap_from may be <= acked when
+ * the agent dropped reports the controller had stored but whose ack was lost. When the
+ * ack is behind what the agent has already dropped (a controller that lost data), the
+ * agent answers with a gap whose gap_from is acked + 1.
+ *
+ * A report (kind "report") must carry host, pools and domains (arrays may be empty);
+ * vm_id may be absent or null. Counters (cpu_time_ns, *_bytes) may exceed 2^53: they are
+ * exact integers up to 2^53 and rounded to the nearest double beyond (at most 2^62).
+ * Printing writes integers exactly and doubles in their shortest exact form, so that
+ * parse(print(r)) == r for every r that mu_report_parse accepted. */
 #ifndef MU_REPORT_H
 #define MU_REPORT_H
 
@@ -80,5 +93,15 @@ int mu_report_parse(const char *buf, size_t len, struct mu_report *ret, struct m
 void mu_report_clear(struct mu_report *r);
 /* Serialises a report (caller frees). */
 char *mu_report_print(const struct mu_report *r);
+
+/* Whether s is an epoch: exactly MU_EPOCH_HEX_LEN lower-case hex digits. */
+bool mu_report_epoch_valid(const char *s);
+/* Parses the controller's answer {"epoch": "…", "acked_seq": N} (N >= 0; other keys are
+ * ignored, so that the controller may add some). Writes ret_epoch (MU_EPOCH_HEX_LEN + 1
+ * bytes) and *ret_acked_seq on success; MU_EINVAL with err otherwise. */
+int mu_report_ack_parse(const char *buf, size_t len, char *ret_epoch, int64_t *ret_acked_seq,
+                        struct mu_err *err);
+/* Serialises an answer (caller frees). */
+char *mu_report_ack_print(const char *epoch, int64_t acked_seq);
 
 #endif

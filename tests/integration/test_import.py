@@ -196,8 +196,9 @@ def failures_and_cli(ctl, res):
     # a conflict in the store after several entries were written: all rolled back
     r = rq("POST", "/v1/tenants/import", {"parent_id": S, "epci": epci, "communes": communes})
     detail = (r.json or {}).get("detail", "")
-    res.check(r.status == 409 and "2B033" in detail and "already" in detail,
-              f"an INSEE code already taken → 409 naming it ({r.status} {detail!r})")
+    res.check(r.status == 409 and ("2B033" in detail or "200046977" in detail) and
+              "already" in detail,
+              f"a code already taken → 409 naming it ({r.status} {detail!r})")
     res.check(r.headers.get("content-type", "").startswith("application/problem+json"),
               "the refusal is a problem document")
     res.check(tenants(ctl) == before, "the failed import changed nothing (tenant list)")
@@ -242,7 +243,7 @@ def failures_and_cli(ctl, res):
               f"CLI refuses a file that is not an array in one line ({rc} {err!r})")
     rc, out, err = cli(ctl, "tenant", "import", "--parent", str(S), "--epci", EPCI_FILE,
                        "--communes", COMMUNES_FILE)
-    res.check(rc == 1 and "2B033" in err and len(err.strip().splitlines()) == 1,
+    res.check(rc == 1 and ("2B033" in err or "200046977" in err) and len(err.strip().splitlines()) == 1,
               f"CLI import hitting a conflict: exit 1, one line ({rc} {err!r})")
     res.check(tenants(ctl) == before, "still nothing changed")
 

@@ -472,7 +472,7 @@ static void test_upsert_many(void **state)
     mu_err_clear(&err);
     assert_int_equal(mu_store_tenant_upsert_many(st, more, 3, &rec, &counts, &err), MU_ECONFLICT);
     assert_non_null(strstr(err.detail, "entry 2 (Clash)"));
-    assert_non_null(strstr(err.detail, "INSEE code 01000 is already used"));
+    assert_non_null(strstr(err.detail, "SIREN 299999999 of commune Clash is already that of"));
     assert_int_equal(tenant_count(st), before);
 
     /* A parent_index that does not point backwards. */
