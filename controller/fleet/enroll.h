@@ -76,7 +76,7 @@ struct mu_enroll_env {
     const char *actor, *role, *request_id;
     mu_enroll_report_fn report_seen; /* NULL: the report step is "not verified" */
     void *report_ctx;
-    int64_t report_timeout_ms; /* how long to wait for the first report (0: 60 s) */
+    int64_t report_timeout_ms;  /* how long to wait for the first report (0: 60 s) */
     int64_t command_timeout_ms; /* per remote command (0: 120 s) */
 };
 
@@ -88,16 +88,16 @@ struct mu_enroll_step {
 
 /* Node facts found by the probe (strings sanitised, bounded). */
 struct mu_enroll_probe {
-    int64_t uid;                     /* -1 unknown */
-    char home[256];                  /* absolute, [A-Za-z0-9._/-] */
-    char os[96];                     /* PRETTY_NAME, printable */
-    int64_t cpus;                    /* 0 unknown */
-    int64_t mem_kib;                 /* 0 unknown */
-    int64_t virt_flags;              /* CPUs with vmx/svm */
-    bool kvm_dev;                    /* /dev/kvm exists */
-    char libvirt[32];                /* "9.0.0", "" when absent */
+    int64_t uid;        /* -1 unknown */
+    char home[256];     /* absolute, [A-Za-z0-9._/-] */
+    char os[96];        /* PRETTY_NAME, printable */
+    int64_t cpus;       /* 0 unknown */
+    int64_t mem_kib;    /* 0 unknown */
+    int64_t virt_flags; /* CPUs with vmx/svm */
+    bool kvm_dev;       /* /dev/kvm exists */
+    char libvirt[32];   /* "9.0.0", "" when absent */
     bool certtool, sha256sum, setsid, systemd;
-    char agent_sha256[65];           /* installed agent, "" when none */
+    char agent_sha256[65]; /* installed agent, "" when none */
 };
 
 struct mu_enroll_result {
@@ -105,16 +105,16 @@ struct mu_enroll_result {
     char host_key[MU_ENROLL_FP_MAX]; /* the server's fingerprint */
     char host_key_status[16];        /* "given", "pinned" (first use), "known" */
     struct mu_enroll_probe probe;
-    bool agent_uploaded;             /* false: the installed one had the same SHA-256 */
+    bool agent_uploaded; /* false: the installed one had the same SHA-256 */
     char agent_sha256[65];
     char cert_serial[41];
     int64_t cert_not_after_ms;
-    char supervisor[16];             /* systemd, setsid */
+    char supervisor[16]; /* systemd, setsid */
     bool report_verified;
-    char *libvirt_uri;               /* the node's URI after the enrolment */
+    char *libvirt_uri; /* the node's URI after the enrolment */
     bool libvirt_uri_changed;
-    char *libvirt_uri_ssh;           /* the qemu+ssh URI an operator would use */
-    char failed_step[16];            /* "" on success */
+    char *libvirt_uri_ssh; /* the qemu+ssh URI an operator would use */
+    char failed_step[16];  /* "" on success */
     struct mu_enroll_step *steps;
     size_t nsteps;
 };

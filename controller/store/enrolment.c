@@ -113,9 +113,9 @@ static int row_ensure_tx(struct st_conn *c, int64_t node_id, int64_t now, struct
     return rc;
 }
 
-int mu_store_enrolment_pin(struct mu_store *st, int64_t node_id, const char *host_key,
-                           bool replace, const struct mu_audit_rec *audit, bool *ret_pinned,
-                           char *ret_old, struct mu_err *err)
+int mu_store_enrolment_pin(struct mu_store *st, int64_t node_id, const char *host_key, bool replace,
+                           const struct mu_audit_rec *audit, bool *ret_pinned, char *ret_old,
+                           struct mu_err *err)
 {
     MU_AUTOFREE char *name = NULL, *old = NULL;
     struct st_conn *c;

@@ -17,16 +17,16 @@
 
 struct mu_enrolment {
     int64_t node_id;
-    char *host_key;           /* "SHA256:<base64>", or NULL before the first connection */
-    char *ssh_host;           /* where the last successful enrolment connected */
-    int64_t ssh_port;         /* 0 before the first success */
-    char *ssh_user;           /* as whom */
-    char *agent_sha256;       /* hex SHA-256 of the agent binary installed */
-    char *cert_serial;        /* hex serial of the agent's client certificate */
+    char *host_key;     /* "SHA256:<base64>", or NULL before the first connection */
+    char *ssh_host;     /* where the last successful enrolment connected */
+    int64_t ssh_port;   /* 0 before the first success */
+    char *ssh_user;     /* as whom */
+    char *agent_sha256; /* hex SHA-256 of the agent binary installed */
+    char *cert_serial;  /* hex serial of the agent's client certificate */
     int64_t cert_not_after_ms;
-    char *libvirt_uri;        /* the qemu+ssh URI an operator would use for this node */
-    char *supervisor;         /* "systemd" or "setsid" */
-    int64_t enrolled_ms;      /* last successful enrolment (0: never) */
+    char *libvirt_uri;   /* the qemu+ssh URI an operator would use for this node */
+    char *supervisor;    /* "systemd" or "setsid" */
+    int64_t enrolled_ms; /* last successful enrolment (0: never) */
     int64_t updated_ms;
 };
 void mu_enrolment_clear(struct mu_enrolment *e);
@@ -42,9 +42,9 @@ int mu_store_enrolment_get(struct mu_store *st, int64_t node_id, struct mu_enrol
  * MU_ECONFLICT and its fingerprint is copied to ret_old[128] (which may be NULL).
  * replace true: the operator gave this fingerprint explicitly: it replaces any other
  * (*ret_pinned true when it changed). MU_ENOTFOUND if the node does not exist. */
-int mu_store_enrolment_pin(struct mu_store *st, int64_t node_id, const char *host_key,
-                           bool replace, const struct mu_audit_rec *audit, bool *ret_pinned,
-                           char *ret_old, struct mu_err *err);
+int mu_store_enrolment_pin(struct mu_store *st, int64_t node_id, const char *host_key, bool replace,
+                           const struct mu_audit_rec *audit, bool *ret_pinned, char *ret_old,
+                           struct mu_err *err);
 
 /* Records a successful enrolment: every field of e but node_id's host_key (kept as pinned),
  * enrolled_ms set to now, and the node's enrolment state set to "enrolled", with audit. */

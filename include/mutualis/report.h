@@ -64,7 +64,7 @@ struct mu_report_pool {
 
 struct mu_report_domain {
     char uuid[37];
-    int64_t vm_id; /* 0 when the domain carries no Mutualis metadata */
+    int64_t vm_id;  /* 0 when the domain carries no Mutualis metadata */
     char state[16]; /* running, shutoff, paused, shutdown, crashed, other */
     int64_t cpu_time_ns;
     int64_t vcpus;
