@@ -20,8 +20,13 @@ stop() {
     rm -f "$PIDFILE"
 }
 
+# The local node: the machine's own privileged libvirtd (started here if none runs).
+# shellcheck source=scripts/node-env.sh
+. "$ROOT/scripts/node-env.sh"
+
 if [ "${1:-}" = "stop" ]; then
     stop
+    mu_node_system_stop || true
     exit 0
 fi
 
@@ -43,12 +48,25 @@ sleep 0.3
 kill -0 "$(cat "$PIDFILE")" 2>/dev/null || { tail -5 "$VAR/mutualisd.log"; exit 1; }
 
 HOSTPORT=${LISTEN/#0.0.0.0/127.0.0.1}
+export MUTUALIS_URL=https://$HOSTPORT MUTUALIS_TOKEN=$(cat "$VAR/bootstrap-token") \
+    MUTUALIS_CA=$VAR/pki/ca.pem
+NODE_NOTE="local node: not started (see $VAR/node-env.log)"
+if mu_node_system_start >"$VAR/node-env.log" 2>&1; then
+    mkdir -p /var/lib/mutualis/pool
+    if ! "$ROOT/build/run/mutualis" node show 1 >/dev/null 2>&1; then
+        "$ROOT/build/run/mutualis" node create --name local --uri qemu:///system \
+            --pool mutualis --pool-path /var/lib/mutualis/pool --label site=local \
+            >>"$VAR/node-env.log" 2>&1 || true
+    fi
+    NODE_NOTE="local node: $("$ROOT/build/run/mutualis" node list 2>/dev/null | sed -n '2p')"
+fi
 cat <<EOT
 mutualisd is running (pid $(cat "$PIDFILE"), log $VAR/mutualisd.log)
 
   URL:            https://$HOSTPORT
   operator token: $(cat "$VAR/bootstrap-token")
   CA certificate: $VAR/pki/ca.pem
+  $NODE_NOTE
 
 Use the CLI:
   export MUTUALIS_URL=https://$HOSTPORT

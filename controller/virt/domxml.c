@@ -427,8 +427,16 @@ int mu_virt_caps_kvm(const char *caps_xml)
         xmlFreeDoc(doc);
         return -1;
     }
+    /* /dev/kvm can exist without usable hardware virtualisation (nested setups that hide
+     * it): a KVM guest then never runs its first instruction. Require the host CPU to
+     * offer vmx or svm as well as libvirt offering the kvm domain type. */
+    bool hw = false;
+    xmlNodePtr cpu = first_elem(first_elem(root, "host"), "cpu");
+    for (xmlNodePtr f = cpu ? cpu->children : NULL; f; f = f->next)
+        if (is_elem(f, "feature") && (attr_is(f, "name", "vmx") || attr_is(f, "name", "svm")))
+            hw = true;
     int kvm = 0;
-    for (xmlNodePtr g = root->children; g && !kvm; g = g->next) {
+    for (xmlNodePtr g = root->children; g && !kvm && hw; g = g->next) {
         if (!is_elem(g, "guest") || !text_is(first_elem(g, "os_type"), "hvm"))
             continue;
         for (xmlNodePtr a = g->children; a && !kvm; a = a->next) {

@@ -598,13 +598,22 @@ static void test_metadata_parse(void **state)
 static void test_caps_parse(void **state)
 {
     (void)state;
-    const char *kvm = "<capabilities><host/>"
+    const char *kvm = "<capabilities><host><cpu><arch>x86_64</arch><model>Skylake</model>"
+                      "<feature name='ss'/><feature name='vmx'/></cpu></host>"
                       "<guest><os_type>hvm</os_type><arch name='i686'><domain type='qemu'/>"
                       "<domain type='kvm'/></arch></guest>"
                       "<guest><os_type>hvm</os_type><arch name='x86_64'><wordsize>64</wordsize>"
                       "<domain type='qemu'/><domain type='kvm'/></arch></guest>"
                       "</capabilities>";
     assert_int_equal(mu_virt_caps_kvm(kvm), 1);
+    /* /dev/kvm present (libvirt offers kvm) but the CPU hides vmx/svm: a KVM guest would
+     * never run, so the node counts as emulation only (seen on nested test machines). */
+    const char *hidden = "<capabilities><host><cpu><arch>x86_64</arch><model>kvm64</model>"
+                         "</cpu></host>"
+                         "<guest><os_type>hvm</os_type><arch name='x86_64'>"
+                         "<domain type='qemu'/><domain type='kvm'/></arch></guest>"
+                         "</capabilities>";
+    assert_int_equal(mu_virt_caps_kvm(hidden), 0);
     const char *tcg = "<capabilities><guest><os_type>hvm</os_type><arch name='x86_64'>"
                       "<domain type='qemu'/></arch></guest></capabilities>";
     assert_int_equal(mu_virt_caps_kvm(tcg), 0);
