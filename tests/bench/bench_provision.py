@@ -23,10 +23,11 @@ def main():
     ctl = harness.Controller(extra_args=["--log-level", "warn"]).start()
     try:
         rq = ctl.request
-        for i in range(8):
+        # a test-driver node has 16 CPUs (64 vCPU at 4.0) and 3 GiB: ~45 tiny VMs each
+        for i in range(total // 40 + 2):
             rq("POST", "/v1/nodes", {"name": f"n{i}", "uri": "test:///default",
                                      "pool": "default-pool", "reserved_memory_mib": 0})
-        rq("POST", "/v1/flavors", {"name": "nano", "vcpus": 1, "ram_mib": 16, "disk_gib": 1})
+        rq("POST", "/v1/flavors", {"name": "nano", "vcpus": 1, "ram_mib": 64, "disk_gib": 1})
         data = b"\0" * 4096
         iid = rq("POST", "/v1/images", {"name": "img", "format": "raw",
                                         "sha256": hashlib.sha256(data).hexdigest()}).json["id"]
@@ -49,6 +50,8 @@ def main():
                 if r.status != 202:
                     with lock:
                         errors.append(r)
+                        if len(errors) == 1:
+                            print(f"first refusal: {r!r}")
             c.close()
             with lock:
                 lat.extend(mine)
