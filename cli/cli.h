@@ -146,6 +146,7 @@ extern const struct mu_cli_group mu_cli_group_user;
 extern const struct mu_cli_group mu_cli_group_token;
 extern const struct mu_cli_group mu_cli_group_audit;
 extern const struct mu_cli_group mu_cli_group_node;
+extern const struct mu_cli_group mu_cli_group_node_enroll; /* cmd_enroll.c: "node enroll" */
 extern const struct mu_cli_group mu_cli_group_flavor;
 extern const struct mu_cli_group mu_cli_group_image;
 extern const struct mu_cli_group mu_cli_group_affinity; /* "group": anti-affinity groups */

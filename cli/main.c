@@ -18,13 +18,13 @@ struct entry {
 };
 
 static const struct entry commands[] = {
-    {"health", &mu_cli_cmd_health, NULL},   {"whoami", &mu_cli_cmd_whoami, NULL},
-    {"tenant", NULL, &mu_cli_group_tenant}, {"user", NULL, &mu_cli_group_user},
-    {"token", NULL, &mu_cli_group_token},   {"audit", NULL, &mu_cli_group_audit},
-    {"node", NULL, &mu_cli_group_node},     {"flavor", NULL, &mu_cli_group_flavor},
-    {"image", NULL, &mu_cli_group_image},   {"group", NULL, &mu_cli_group_affinity},
-    {"vm", NULL, &mu_cli_group_vm},         {"op", NULL, &mu_cli_group_op},
-    {"quota", NULL, &mu_cli_group_quota},
+    {"health", &mu_cli_cmd_health, NULL},    {"whoami", &mu_cli_cmd_whoami, NULL},
+    {"tenant", NULL, &mu_cli_group_tenant},  {"user", NULL, &mu_cli_group_user},
+    {"token", NULL, &mu_cli_group_token},    {"audit", NULL, &mu_cli_group_audit},
+    {"node", NULL, &mu_cli_group_node},      {"node", NULL, &mu_cli_group_node_enroll},
+    {"flavor", NULL, &mu_cli_group_flavor},  {"image", NULL, &mu_cli_group_image},
+    {"group", NULL, &mu_cli_group_affinity}, {"vm", NULL, &mu_cli_group_vm},
+    {"op", NULL, &mu_cli_group_op},          {"quota", NULL, &mu_cli_group_quota},
 };
 
 /* Flags only meaningful before the command. */
@@ -102,8 +102,12 @@ static void help_group(const struct mu_cli_group *g)
     mu_buf_init(&b);
     mu_buf_printf(&b, "usage: mutualis %s SUBCOMMAND [ARGS] [flags]\n\n%s.\n\nSubcommands:\n",
                   g->name, g->summary);
-    for (size_t k = 0; k < g->ncmds; k++)
-        print_cmd_line(&b, g->name, &g->cmds[k]);
+    /* A group may span several tables (entries of the same name). */
+    for (size_t i = 0; i < MU_ARRAY_LEN(commands); i++) {
+        const struct mu_cli_group *t = commands[i].group;
+        for (size_t k = 0; t && strcmp(t->name, g->name) == 0 && k < t->ncmds; k++)
+            print_cmd_line(&b, t->name, &t->cmds[k]);
+    }
     mu_buf_printf(&b, "\nRun 'mutualis %s SUBCOMMAND --help' for its flags.\n", g->name);
     print_footer(&b);
     emit_help(&b);
@@ -256,9 +260,12 @@ static int dispatch(struct mu_cli *cli, int argc, char **argv)
                                                : "missing subcommand");
     }
     const struct mu_cli_cmd *c = NULL;
-    for (size_t k = 0; k < g->ncmds && !c; k++) {
-        if (strcmp(g->cmds[k].name, argv[j]) == 0)
-            c = &g->cmds[k];
+    for (size_t gi = 0; gi < MU_ARRAY_LEN(commands) && !c; gi++) {
+        const struct mu_cli_group *t = commands[gi].group;
+        for (size_t k = 0; t && strcmp(t->name, g->name) == 0 && k < t->ncmds && !c; k++) {
+            if (strcmp(t->cmds[k].name, argv[j]) == 0)
+                c = &t->cmds[k];
+        }
     }
     if (!c)
         return mu_cli_usage_error(cli, "unknown subcommand '%.60s'", argv[j]);

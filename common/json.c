@@ -406,7 +406,7 @@ static int scan_bytes(const unsigned char *p, size_t len, size_t limit, bool fin
                 s->in_string = false;
                 i++;
             } else if (c == '\\') {
-                size_t n;
+                size_t n = 0;
                 if ((rc = scan_escape(p, len, i, &n, s)) < 0)
                     goto out;
                 i += n;
@@ -928,11 +928,10 @@ int mu_json_expect_object(const cJSON *obj, const char *const *allowed, const ch
         const char *best = NULL;
         size_t best_d = 3; /* suggest only close matches */
         bool known = false;
-        for (size_t i = 0; allowed && allowed[i]; i++) {
-            if (strcmp(c->string, allowed[i]) == 0) {
-                known = true;
-                break;
-            }
+        for (size_t i = 0; allowed && allowed[i] && !known; i++)
+            known = strcmp(c->string, allowed[i]) == 0;
+        /* Distances only for an unknown key: this runs for every object of every report. */
+        for (size_t i = 0; allowed && allowed[i] && !known; i++) {
             size_t d = edit_distance(c->string, allowed[i]);
             if (d < best_d) {
                 best_d = d;

@@ -120,16 +120,38 @@ static bool time_shape_valid(const char *s)
 static const char *const domain_states[] = {"running",  "shutoff", "paused",
                                             "shutdown", "crashed", "other"};
 
-/* Re-files an element's error with its place ("domains[3]: ..."). */
+/* Cuts s so that it holds at most max bytes and does not end inside a UTF-8 sequence:
+ * error texts reach JSON output and must stay valid UTF-8. */
+static void utf8_cut(char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n <= max)
+        return;
+    n = max;
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+        n--; /* s[n] is a continuation byte: the sequence it belongs to would be cut */
+    s[n] = '\0';
+}
+
+/* Re-files the error of a part with its place: where is "host" or "domains[3]". */
+static int refile(struct mu_err *err, const char *where, const struct mu_err *sub)
+{
+    char field[sizeof sub->field + 32], detail[sizeof sub->detail + 32];
+    if (sub->field[0])
+        snprintf(field, sizeof field, "%s.%s", where, sub->field);
+    else
+        snprintf(field, sizeof field, "%s", where);
+    snprintf(detail, sizeof detail, "%s: %s", where, sub->detail);
+    utf8_cut(field, sizeof err->field - 1);
+    utf8_cut(detail, sizeof err->detail - 1);
+    return mu_err_setf(err, sub->code ? sub->code : MU_EINVAL, field, "%s", detail);
+}
+
 static int in_element(struct mu_err *err, const char *array, size_t i, const struct mu_err *sub)
 {
-    char field[sizeof sub->field + 32];
-    if (sub->field[0])
-        snprintf(field, sizeof field, "%s[%zu].%s", array, i, sub->field);
-    else
-        snprintf(field, sizeof field, "%s[%zu]", array, i);
-    return mu_err_setf(err, sub->code ? sub->code : MU_EINVAL, field, "%s[%zu]: %s", array, i,
-                       sub->detail);
+    char where[32];
+    snprintf(where, sizeof where, "%s[%zu]", array, i);
+    return refile(err, where, sub);
 }
 
 static int parse_host(const cJSON *o, struct mu_report_host *h, struct mu_err *err)
@@ -149,7 +171,7 @@ static int parse_host(const cJSON *o, struct mu_report_host *h, struct mu_err *e
         (rc = get_int(o, "mem_available_mib", 0, h->mem_total_mib, &h->mem_available_mib, &sub)) <
             0 ||
         (rc = get_int(o, "uptime_s", 0, UPTIME_MAX, &h->uptime_s, &sub)) < 0)
-        return mu_err_setf(err, MU_EINVAL, sub.field, "host: %s", sub.detail);
+        return refile(err, "host", &sub);
     return 0;
 }
 
@@ -281,7 +303,7 @@ static int parse_root(const cJSON *root, struct mu_report *r, struct mu_err *err
                                        "gap_from", "gap_to", "host",  "pools", "domains", NULL};
     int rc;
     int64_t version = 0;
-    char time_text[TIME_TEXT_MAX + 1], kind[8];
+    char time_text[TIME_TEXT_MAX + 1], kind[16];
     if ((rc = mu_json_expect_object(root, keys, "the report", err)) < 0 ||
         (rc = get_int(root, "version", 0, SAFE_INT, &version, err)) < 0)
         return rc;

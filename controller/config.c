@@ -63,6 +63,8 @@ static int load_file(const char *path, struct mu_config *cfg, struct mu_err *err
                                           "op_timeout_s",
                                           "reconcile_interval_s",
                                           "orphan_policy",
+                                          "report_interval_s",
+                                          "recount_interval_s",
                                           NULL};
     size_t len;
     MU_AUTOFREE char *text = mu_read_file(path, 1 << 20, &len);
@@ -106,6 +108,8 @@ static int load_file(const char *path, struct mu_config *cfg, struct mu_err *err
         cfg->reconcile_interval_s = (unsigned)v;
     if (r >= 0 && (r = mu_json_get_i64(o, "recount_interval_s", false, 1, 86400, &v, err)) == 0)
         cfg->recount_interval_s = (unsigned)v;
+    if (r >= 0 && (r = mu_json_get_i64(o, "report_interval_s", false, 1, 3600, &v, err)) == 0)
+        cfg->report_interval_s = (unsigned)v;
     if (r >= 0 && (r = mu_json_get_str(o, "orphan_policy", false, 16, &s, err)) == 0) {
         if (strcmp(s, "remove") != 0 && strcmp(s, "quarantine") != 0)
             r = mu_err_setf(err, MU_EINVAL, "orphan_policy",
@@ -169,6 +173,7 @@ int mu_config_load(int argc, char **argv, struct mu_config *cfg, struct mu_err *
     cfg->reconcile_interval_s = 30;
     cfg->orphan_policy = mu_xstrdup("remove");
     cfg->recount_interval_s = 600;
+    cfg->report_interval_s = 10;
 
     enum { O_CONFIG = 256, O_DATA, O_LISTEN, O_POLICIES, O_LOG, O_THREADS, O_PORTFILE, O_VER };
     static const struct option opts[] = {

@@ -27,6 +27,7 @@ struct mu_config {
     unsigned reconcile_interval_s; /* (30) */
     char *orphan_policy;           /* "remove" or "quarantine" */
     unsigned recount_interval_s;   /* usage counters checked against the VMs (600) */
+    unsigned report_interval_s;    /* the agents' report interval: 3 missed → down (10) */
 };
 
 /* Fills cfg. Returns 0, 1 if --help/--version was printed (exit 0), or MU_EINVAL with a

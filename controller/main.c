@@ -14,6 +14,8 @@
 #include "api/api.h"
 #include "auth/auth.h"
 #include "config.h"
+#include "fleet/health.h"
+#include "fleet/ingest.h"
 #include "fleet/pki.h"
 #include "mutualis/log.h"
 #include "ops/ops.h"
@@ -201,6 +203,7 @@ int main(int argc, char **argv)
     struct mu_server *srv = NULL;
     struct mu_pki_files pki = {0};
     struct mu_app app = {0};
+    struct mu_health *health = NULL;
     MU_AUTOFREE char *db_path = NULL;
     MU_AUTOFREE char *pki_dir = NULL;
     pthread_rwlock_init(&app.policy_lock, NULL);
@@ -281,6 +284,16 @@ int main(int argc, char **argv)
     app.ops = mu_ops_start(&oopts, &err);
     if (!app.ops)
         goto fail;
+    /* Agent reports: one writer, and the health of the nodes whose agents report. */
+    struct mu_ingest_opts iopts = {.store = st, .linger_ms = 1};
+    app.ingest = mu_ingest_start(&iopts, &err);
+    if (!app.ingest)
+        goto fail;
+    struct mu_health_opts hopts = {.store = st,
+                                   .interval_ms = (int64_t)cfg.report_interval_s * 1000};
+    health = mu_health_start(&hopts, &err);
+    if (!health)
+        goto fail;
 
     struct mu_server_opts sopts = {.listen_host = cfg.listen_host,
                                    .port = cfg.port,
@@ -323,8 +336,12 @@ int main(int argc, char **argv)
             next_chores = mu_mono_ms() + (int64_t)cfg.flush_interval_s * 1000;
         }
     }
-    mu_server_stop(srv);
+    mu_server_stop(srv); /* deferred agent answers complete first: the writer still runs */
     srv = NULL;
+    mu_health_stop(health);
+    health = NULL;
+    mu_ingest_stop(app.ingest);
+    app.ingest = NULL;
     mu_ops_stop(app.ops);
     app.ops = NULL;
     run_chores(&app, &last_head);
@@ -334,6 +351,8 @@ fail:
     mu_log_error("mutualisd cannot start detail=\"%s\"", err.detail);
 out:
     mu_server_stop(srv);
+    mu_health_stop(health);
+    mu_ingest_stop(app.ingest);
     mu_ops_stop(app.ops);
     mu_authn_free(app.authn);
     struct policies last = {app.rbac, app.placement, app.quotas};

@@ -18,6 +18,7 @@
 #include "store/store.h"
 
 struct mu_quota_policy; /* tenancy/quotas.h */
+struct mu_ingest;       /* fleet/ingest.h */
 
 /* Shared state handed to every handler. */
 struct mu_app {
@@ -33,6 +34,7 @@ struct mu_app {
     struct mu_ops *ops;                /* the operations engine (NULL in API-only tests) */
     struct mu_sched_policy *placement; /* guarded by policy_lock */
     struct mu_quota_policy *quotas;    /* guarded by policy_lock */
+    struct mu_ingest *ingest;          /* the report writer (NULL: agent reports refused) */
 };
 
 #define MU_MAX_PATH_PARAMS 4
@@ -63,6 +65,19 @@ struct mu_req {
     void *conn;              /* server-private: the MHD connection, for mu_req_query/header */
     mu_req_lookup_fn lookup; /* reads headers and query parameters from conn */
     char remote_addr[48];    /* peer address ("127.0.0.1", "::1"); refusals are counted by it */
+    /* MU_ROUTE_AGENT routes: the client certificate the server verified (signed by the CA,
+     * valid now, not revoked): its subject CN (the node's name), serial (lower-case hex)
+     * and expiry. client_cn is "" elsewhere. */
+    char client_cn[64];
+    char client_serial[41];
+    int64_t client_not_after_ms;
+    /* Deferred answers (MU_ROUTE_AGENT routes): a handler whose answer waits for another
+     * thread hands it wake and wake_arg and returns MU_OK with resp->finish set; that thread
+     * calls wake(wake_arg) exactly once when the work is done, and the server then calls
+     * resp->finish on one of its threads. No server thread waits meanwhile. NULL where the
+     * caller cannot defer (the handler then waits itself). */
+    void (*wake)(void *wake_arg);
+    void *wake_arg;
 };
 
 /* Query parameter or request header value (NULL if absent). Borrowed. */
@@ -103,6 +118,11 @@ struct mu_resp {
         char *name, *value; /* owned */
     } headers[MU_RESP_MAX_HEADERS];
     size_t nheaders;
+    /* A deferred answer (see mu_req.wake): once woken, finish(finish_arg, resp, err) fills
+     * resp like a handler (or fails like one). It is called exactly once and frees
+     * finish_arg (also when the client has gone: resp is then discarded). */
+    int (*finish)(void *finish_arg, struct mu_resp *resp, struct mu_err *err);
+    void *finish_arg;
 };
 
 /* Adds a response header (copied). Headers past MU_RESP_MAX_HEADERS are dropped. */
@@ -120,6 +140,10 @@ enum mu_route_flags {
     MU_ROUTE_RAW = 1 << 2,      /* handler answers non-JSON (metrics) */
     MU_ROUTE_STREAM = 1 << 3,   /* body streamed to a file (up to upload_max); the caller is
                                    authenticated and authorized before the body is read */
+    MU_ROUTE_AGENT = 1 << 4,    /* node agents only: a client certificate signed by the CA, not
+                                   expired or revoked, checked from the headers before the body
+                                   is read (401 otherwise); no bearer token, no RBAC; body cap
+                                   MU_REPORT_MAX_BYTES; the answer may be deferred */
 };
 
 struct mu_route {
@@ -157,6 +181,14 @@ void mu_router_dispatch(struct mu_req *req, struct mu_resp *resp);
  * false: resp holds the refusal), then the handler and auditing of its failure. */
 bool mu_router_authorize(struct mu_req *req, struct mu_resp *resp);
 void mu_router_handle(struct mu_req *req, struct mu_resp *resp);
+/* Builds a deferred answer: runs finish(finish_arg) into resp (a problem document on
+ * failure, like mu_router_handle). */
+void mu_router_finish(struct mu_req *req,
+                      int (*finish)(void *finish_arg, struct mu_resp *resp, struct mu_err *err),
+                      void *finish_arg, struct mu_resp *resp);
+/* Counts one unauthenticated refusal from addr (the per-minute summary audited by
+ * mu_router_flush_refusals): for refusals the server decides itself (client certificates). */
+void mu_router_count_refusal(struct mu_app *app, const char *addr);
 
 /* Unauthenticated refusals are counted in memory per (source address, minute), not audited
  * one by one. mu_router_flush_refusals writes one "auth.refused" audit entry per pair whose

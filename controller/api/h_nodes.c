@@ -21,6 +21,8 @@ static cJSON *node_json(struct mu_req *req, const struct mu_node *n)
     mu_json_add_str(o, "pool", n->pool);
     mu_json_add_str(o, "state", n->op_state);
     mu_json_add_str(o, "health", n->health);
+    mu_json_add_time(o, "health_since", n->health_ms);
+    mu_json_add_time(o, "last_report_at", n->last_report_ms);
     mu_json_add_str(o, "enrolment", n->enrolment);
     cJSON *labels = n->labels_json ? cJSON_Parse(n->labels_json) : NULL;
     cJSON_AddItemToObject(o, "labels", labels ? labels : mu_json_obj());

@@ -10,6 +10,7 @@
 #include "mutualis/validate.h"
 #include "sched/sched.h"
 #include "store/provision.h"
+#include "store/telemetry.h"
 #include "tenancy/quotas.h"
 #include "virt/virt.h"
 
@@ -542,6 +543,19 @@ static void add_limit(cJSON *o, const char *key, int64_t v)
         mu_json_add_i64(o, key, v);
 }
 
+/* What the level's subtree really uses, from the agents' last samples of its VMs. */
+static cJSON *actual_json(const struct mu_actual_use *a)
+{
+    cJSON *o = mu_json_obj();
+    mu_json_add_i64(o, "ram_mib", a->mem_rss_kib / 1024);
+    cJSON_AddNumberToObject(o, "disk_gib",
+                            (double)(a->disk_alloc_bytes / (1 << 20)) / 1024.0); /* MiB grain */
+    cJSON_AddNumberToObject(o, "cpu_time_s", (double)(a->cpu_time_ns / 1000000) / 1000.0);
+    mu_json_add_i64(o, "vms_reporting", a->vms_reporting);
+    mu_json_add_time(o, "measured_at", a->last_ms);
+    return o;
+}
+
 int mu_h_quota_get(struct mu_req *req, struct mu_resp *resp, struct mu_err *err)
 {
     int64_t id;
@@ -576,6 +590,14 @@ int mu_h_quota_get(struct mu_req *req, struct mu_resp *resp, struct mu_err *err)
         mu_json_add_i64(u, "disk_gib", lv[i].usage.disk_gib);
         mu_json_add_i64(u, "vms", lv[i].usage.vms);
         cJSON_AddItemToObject(o, "allocated", u);
+        struct mu_actual_use a = {0};
+        if (mu_store_tenant_actual(req->app->store, lv[i].tenant_id, &a, err) < 0) {
+            cJSON_Delete(o);
+            cJSON_Delete(levels);
+            mu_quota_levels_free(lv, n);
+            return err->code;
+        }
+        cJSON_AddItemToObject(o, "actual", actual_json(&a));
         cJSON_AddItemToArray(levels, o);
     }
     mu_quota_levels_free(lv, n);

@@ -37,6 +37,7 @@ int mu_h_node_maintenance(struct mu_req *req, struct mu_resp *resp, struct mu_er
 int mu_h_node_drain(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
 int mu_h_node_activate(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
 int mu_h_node_delete(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
+int mu_h_node_enroll(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
 int mu_h_flavor_list(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
 int mu_h_flavor_create(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
 int mu_h_flavor_get(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
@@ -60,6 +61,7 @@ int mu_h_vm_delete(struct mu_req *req, struct mu_resp *resp, struct mu_err *err)
 int mu_h_op_get(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
 int mu_h_quota_get(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
 int mu_h_quota_set(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
+int mu_h_agent_report(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
 
 /* Shared by handlers: a list answer {"items": items, "next_after": last id or null}. */
 cJSON *mu_h_list_answer(cJSON *items, size_t n, int limit, int64_t last_id);

@@ -101,8 +101,10 @@ static cJSON *operation(const struct mu_route *r)
     bool public = r->flags & MU_ROUTE_PUBLIC;
     cJSON *security = mu_json_arr();
     if (!public) {
+        /* Agent routes take a client certificate, and nothing else. */
         cJSON *req = mu_json_obj();
-        cJSON_AddItemToObject(req, "bearerAuth", mu_json_arr());
+        cJSON_AddItemToObject(req, r->flags & MU_ROUTE_AGENT ? "mutualTLS" : "bearerAuth",
+                              mu_json_arr());
         cJSON_AddItemToArray(security, req);
     }
     cJSON_AddItemToObject(op, "security", security);
@@ -168,6 +170,12 @@ static cJSON *components(void)
     mu_json_add_str(bearer, "scheme", "bearer");
     mu_json_add_str(bearer, "description", "An API token: \"mut_\" followed by 43 characters.");
     cJSON_AddItemToObject(schemes, "bearerAuth", bearer);
+    cJSON *mtls = mu_json_obj();
+    mu_json_add_str(mtls, "type", "mutualTLS");
+    mu_json_add_str(mtls, "description",
+                    "A node agent's client certificate, signed by this controller's CA, whose "
+                    "subject CN is the node's name.");
+    cJSON_AddItemToObject(schemes, "mutualTLS", mtls);
     cJSON_AddItemToObject(c, "securitySchemes", schemes);
 
     cJSON *schemas = mu_json_obj();

@@ -361,10 +361,30 @@ void mu_router_dispatch(struct mu_req *req, struct mu_resp *resp)
     mu_router_handle(req, resp);
 }
 
+void mu_router_count_refusal(struct mu_app *app, const char *addr)
+{
+    refusal_count(addr && addr[0] ? addr : "unknown");
+    if (refusals_due())
+        mu_router_flush_refusals(app);
+}
+
 bool mu_router_authorize(struct mu_req *req, struct mu_resp *resp)
 {
     struct mu_err err = {0};
     const struct mu_route *route = req->route;
+    if (route->flags & MU_ROUTE_AGENT) {
+        /* The certificate is the credential: the server verified it from the headers (and
+         * refused the request already if it was missing or bad). A bearer token is no
+         * substitute, and RBAC does not apply. */
+        if (req->client_cn[0])
+            return true;
+        mu_err_set(&err, MU_EUNAUTH,
+                   "this address is for node agents: it needs a client certificate signed by "
+                   "this controller's CA");
+        mu_router_count_refusal(req->app, req->remote_addr);
+        resp_problem(resp, 401, &err, req->request_id);
+        return false;
+    }
     if (!(route->flags & MU_ROUTE_PUBLIC)) {
         const char *authz = mu_req_header(req, "Authorization");
         int r = mu_authn_bearer(req->app->authn, authz, &req->principal, &err);
@@ -398,6 +418,20 @@ bool mu_router_authorize(struct mu_req *req, struct mu_resp *resp)
     }
 
     return true;
+}
+
+void mu_router_finish(struct mu_req *req,
+                      int (*finish)(void *finish_arg, struct mu_resp *resp, struct mu_err *err),
+                      void *finish_arg, struct mu_resp *resp)
+{
+    struct mu_err err = {0};
+    int r = finish(finish_arg, resp, &err);
+    if (r == MU_OK) {
+        if (resp->status == 0)
+            resp->status = 200;
+        return;
+    }
+    fail(req, resp, r, &err);
 }
 
 void mu_router_handle(struct mu_req *req, struct mu_resp *resp)

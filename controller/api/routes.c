@@ -52,6 +52,8 @@ const struct mu_route mu_routes[] = {
      "Drain a node (no new VMs; the remaining VMs are listed)", "nodes"},
     {"POST", "/v1/nodes/{id}/activate", "node.state", mu_h_node_activate, 0,
      "Make a node take new VMs again", "nodes"},
+    {"POST", "/v1/nodes/{id}/enroll", "node.enroll", mu_h_node_enroll, 0,
+     "Enrol a node over SSH: host key check, probe, agent, certificate, supervisor", "nodes"},
     {"DELETE", "/v1/nodes/{id}", "node.delete", mu_h_node_delete, 0,
      "Remove a node that runs no VM", "nodes"},
 
@@ -91,6 +93,9 @@ const struct mu_route mu_routes[] = {
      "vms"},
     {"GET", "/v1/operations/{id}", "operation.read", mu_h_op_get, 0,
      "Progress of an asynchronous action", "vms"},
+
+    {"POST", "/v1/agent/reports", "agent.report", mu_h_agent_report, MU_ROUTE_AGENT,
+     "A node agent's report (client certificate only; answered after it is synced)", "agents"},
 
     {"GET", "/v1/audit", "audit.read", mu_h_audit_list, 0, "Audit trail", "audit"},
     {"POST", "/v1/audit/verify", "audit.verify", mu_h_audit_verify, 0,

@@ -2,15 +2,24 @@
  * One internal epoll polling thread per pool slot; each request gets a context from the
  * URI callback (which sees the raw, undecoded URI), its body is accumulated up to the
  * route's cap, then the router answers and one log line is written when the answer has
- * been sent. */
+ * been sent.
+ *
+ * Agent routes (MU_ROUTE_AGENT): libmicrohttpd only *requests* a client certificate, so
+ * the server verifies it itself, from the headers, before any byte of the body is used:
+ * chain to the CA the server was started with, client-auth purpose and validity period
+ * once per connection (cached in the connection's context), expiry and revocation (a
+ * store lookup by serial) at every request. Their answers are deferred: the connection is
+ * suspended while the report writer commits, so that no server thread waits for a sync. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +31,10 @@
 #include "api/api.h"
 #include "mutualis/json.h"
 #include "mutualis/log.h"
+#include "mutualis/report.h"
 #include "mutualis/util.h"
+#include "mutualis/validate.h"
+#include "store/telemetry.h"
 
 /* TLS 1.2 and 1.3 only, AEAD ciphers only, forward-secret key exchange only. */
 #define MU_TLS_PRIORITIES                                                                          \
@@ -35,14 +47,29 @@
 #define MU_STOP_GRACE_MS      1000
 /* Past the cap, the rest of a body is read and dropped (never stored) so that the client
  * sees the 413; beyond this much more the connection is simply closed. */
-#define MU_DISCARD_MAX  ((size_t)16 << 20)
-#define MU_LOG_PATH_MAX 200
+#define MU_DISCARD_MAX    ((size_t)16 << 20)
+#define MU_LOG_PATH_MAX   200
+#define MU_RESUME_WAIT_MS 15000 /* at stop, how long deferred answers may still take */
 
 struct mu_server {
     struct MHD_Daemon *daemon;
     struct mu_app *app;
     unsigned port;
     char *cert_pem, *key_pem, *ca_pem; /* kept for the daemon's lifetime */
+    atomic_int suspended;              /* connections waiting for a deferred answer */
+    atomic_bool stopping;
+    atomic_ullong agent_refusals; /* agent requests refused for their certificate */
+};
+
+/* Per-connection state (the connection's socket context): the client certificate's
+ * verification, done once per connection at its first agent request. */
+struct conn_tls {
+    bool checked;
+    int status; /* 0: verified; else the HTTP status of the refusal */
+    char why[200];
+    char cn[64];
+    char serial[MU_TELEMETRY_SERIAL_MAX];
+    int64_t not_before_ms, not_after_ms;
 };
 
 /* Per-request state, created by the URI callback and freed on completion. */
@@ -75,6 +102,17 @@ struct req_ctx {
     int status;
     size_t bytes;
     char user[64];
+    /* MU_ROUTE_AGENT: the verified client certificate, and the deferred answer. */
+    char client_cn[64];
+    char client_serial[MU_TELEMETRY_SERIAL_MAX];
+    int64_t client_not_after_ms;
+    struct mu_server *server;
+    struct MHD_Connection *conn;
+    bool suspended;   /* suspended for a deferred answer: the next call answers */
+    bool have_answer; /* answer holds a ready response (no finish) */
+    struct mu_resp answer;
+    int (*finish)(void *finish_arg, struct mu_resp *resp, struct mu_err *err);
+    void *finish_arg;
 };
 
 static void ctx_free(struct req_ctx *ctx)
@@ -93,6 +131,13 @@ static void ctx_free(struct req_ctx *ctx)
         unlink(ctx->upload_path); /* a handler that keeps the file renamed it already */
         free(ctx->upload_path);
     }
+    if (ctx->finish) { /* the client left before its deferred answer: release it */
+        struct mu_resp gone = {0};
+        struct mu_err err = {0};
+        ctx->finish(ctx->finish_arg, &gone, &err);
+        mu_resp_clear(&gone);
+    }
+    mu_resp_clear(&ctx->answer);
     free(ctx);
 }
 
@@ -293,6 +338,9 @@ static void req_init(struct mu_server *s, struct MHD_Connection *c, struct req_c
     memcpy(req->request_id, ctx->request_id, sizeof req->request_id);
     memcpy(req->params, ctx->params, sizeof req->params);
     memcpy(req->remote_addr, ctx->remote_addr, sizeof req->remote_addr);
+    memcpy(req->client_cn, ctx->client_cn, sizeof req->client_cn);
+    memcpy(req->client_serial, ctx->client_serial, sizeof req->client_serial);
+    req->client_not_after_ms = ctx->client_not_after_ms;
 }
 
 /* A streamed upload: the caller is authenticated and authorized from the headers, before
@@ -344,6 +392,226 @@ static void stream_chunk(struct req_ctx *ctx, const char *data, size_t n)
     }
 }
 
+/* ---- client certificates (MU_ROUTE_AGENT) ------------------------------------------ */
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        *socket_context = mu_xcalloc(1, sizeof(struct conn_tls));
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        free(*socket_context);
+        *socket_context = NULL;
+    }
+}
+
+static int64_t time_ms(time_t t)
+{
+    return (int64_t)t * 1000;
+}
+
+/* Reads the leaf's subject CN, serial and validity into t. */
+static bool peer_fields(const gnutls_datum_t *der, struct conn_tls *t)
+{
+    gnutls_x509_crt_t crt;
+    unsigned char serial[20];
+    size_t len = sizeof serial, cnlen = sizeof t->cn;
+    bool ok = false;
+
+    if (gnutls_x509_crt_init(&crt) < 0)
+        return false;
+    if (gnutls_x509_crt_import(crt, der, GNUTLS_X509_FMT_DER) >= 0 &&
+        gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, t->cn, &cnlen) >= 0 &&
+        gnutls_x509_crt_get_serial(crt, serial, &len) >= 0 && len > 0 && len <= sizeof serial) {
+        mu_hex_encode(serial, len, t->serial);
+        t->not_before_ms = time_ms(gnutls_x509_crt_get_activation_time(crt));
+        t->not_after_ms = time_ms(gnutls_x509_crt_get_expiration_time(crt));
+        ok = true;
+    }
+    gnutls_x509_crt_deinit(crt);
+    return ok;
+}
+
+/* Verifies the peer's certificate once per connection: present, chained to the CA the
+ * server trusts (MHD_OPTION_HTTPS_MEM_TRUST loads it into the session's credentials), for
+ * TLS client use, within its validity period, and naming a node. */
+static void peer_verify(struct MHD_Connection *c, struct conn_tls *t)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    gnutls_session_t sess = ci ? (gnutls_session_t)ci->tls_session : NULL;
+    unsigned n = 0, status = 0;
+
+    t->checked = true;
+    t->status = 401;
+    const gnutls_datum_t *peers = sess ? gnutls_certificate_get_peers(sess, &n) : NULL;
+    if (!peers || n == 0) {
+        snprintf(t->why, sizeof t->why,
+                 "this address is for node agents: present a client certificate signed by "
+                 "this controller's CA");
+        return;
+    }
+    gnutls_typed_vdata_st purpose = {.type = GNUTLS_DT_KEY_PURPOSE_OID,
+                                     .data = (unsigned char *)GNUTLS_KP_TLS_WWW_CLIENT};
+    int rc = gnutls_certificate_verify_peers(sess, &purpose, 1, &status);
+    if (rc < 0) {
+        snprintf(t->why, sizeof t->why, "the client certificate cannot be verified: %s",
+                 gnutls_strerror(rc));
+        return;
+    }
+    if (status & GNUTLS_CERT_EXPIRED) {
+        snprintf(t->why, sizeof t->why, "the client certificate has expired: renew it");
+        return;
+    }
+    if (status & GNUTLS_CERT_NOT_ACTIVATED) {
+        snprintf(t->why, sizeof t->why, "the client certificate is not valid yet");
+        return;
+    }
+    if (status & (GNUTLS_CERT_SIGNER_NOT_FOUND | GNUTLS_CERT_SIGNER_NOT_CA)) {
+        snprintf(t->why, sizeof t->why,
+                 "the client certificate is not signed by this controller's CA");
+        return;
+    }
+    if (status & GNUTLS_CERT_PURPOSE_MISMATCH) {
+        snprintf(t->why, sizeof t->why, "the certificate is not a TLS client certificate");
+        return;
+    }
+    if (status != 0) {
+        gnutls_datum_t out = {0};
+        if (gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &out, 0) >= 0) {
+            snprintf(t->why, sizeof t->why, "the client certificate is not valid: %s",
+                     (const char *)out.data);
+            gnutls_free(out.data);
+        } else {
+            snprintf(t->why, sizeof t->why, "the client certificate is not valid");
+        }
+        return;
+    }
+    if (!peer_fields(&peers[0], t) || !mu_ident_valid(t->cn)) {
+        snprintf(t->why, sizeof t->why, "the client certificate's subject CN is not a node name");
+        t->cn[0] = '\0';
+        return;
+    }
+    t->status = 0;
+}
+
+/* Refuses the request (from its headers, before the body) unless the connection carries a
+ * good client certificate that is valid now and not revoked; fills ctx on success. */
+static enum MHD_Result agent_check(struct mu_server *s, struct MHD_Connection *c,
+                                   struct req_ctx *ctx)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct conn_tls *t = ci ? ci->socket_context : NULL;
+    struct conn_tls none = {.status = 401};
+    char why[240];
+    int status = 401, code = MU_EUNAUTH;
+
+    if (!t) {
+        snprintf(none.why, sizeof none.why, "the connection's TLS state is unknown");
+        t = &none;
+    } else if (!t->checked) {
+        peer_verify(c, t);
+    }
+    snprintf(why, sizeof why, "%s", t->why);
+    if (t->status == 0) {
+        int64_t now = mu_now_ms();
+        struct mu_err err = {0};
+        int revoked = 0;
+        if (now < t->not_before_ms || now > t->not_after_ms)
+            snprintf(why, sizeof why, "the client certificate has expired: renew it");
+        else if ((revoked = mu_store_node_cert_revoked(s->app->store, t->serial, &err)) < 0) {
+            mu_log_error("certificate revocation unknown serial=%s error=\"%s\"", t->serial,
+                         err.detail);
+            snprintf(why, sizeof why, "the certificate's revocation cannot be checked now");
+            status = 503;
+            code = MU_EBUSY;
+        } else if (revoked) {
+            snprintf(why, sizeof why, "the client certificate (serial %s) was revoked", t->serial);
+        } else {
+            snprintf(ctx->client_cn, sizeof ctx->client_cn, "%s", t->cn);
+            snprintf(ctx->client_serial, sizeof ctx->client_serial, "%s", t->serial);
+            ctx->client_not_after_ms = t->not_after_ms;
+            snprintf(ctx->user, sizeof ctx->user, "node:%.58s", t->cn);
+            return MHD_YES;
+        }
+    }
+    if (status == 401) {
+        atomic_fetch_add(&s->agent_refusals, 1);
+        mu_router_count_refusal(s->app, ctx->remote_addr);
+        mu_log_debug("agent request refused addr=%s reason=\"%s\"", ctx->remote_addr, why);
+    }
+    return send_problem(c, ctx, status, code, why);
+}
+
+/* Called once by whoever completes a deferred answer (the report writer): the connection's
+ * thread then calls on_request again. ctx may be freed as soon as the resume is seen, so
+ * nothing of it is touched after. */
+static void agent_wake(void *arg)
+{
+    struct req_ctx *ctx = arg;
+    struct mu_server *s = ctx->server;
+    struct MHD_Connection *c = ctx->conn;
+
+    MHD_resume_connection(c);
+    atomic_fetch_sub(&s->suspended, 1);
+}
+
+/* The whole body of an agent request is in: the handler runs with the connection
+ * suspended, and either answers at once (wake now) or defers (its worker wakes us). */
+static enum MHD_Result agent_dispatch(struct mu_server *s, struct MHD_Connection *c,
+                                      struct req_ctx *ctx, struct mu_req *req)
+{
+    if (atomic_load(&s->stopping))
+        return send_problem(c, ctx, 503, MU_EBUSY,
+                            "the controller is stopping; send the report again later");
+    ctx->server = s;
+    ctx->conn = c;
+    ctx->suspended = true;
+    atomic_fetch_add(&s->suspended, 1);
+    MHD_suspend_connection(c);
+    req->wake = agent_wake;
+    req->wake_arg = ctx;
+    struct mu_resp resp = {0};
+    mu_router_dispatch(req, &resp);
+    if (resp.finish) {
+        ctx->finish = resp.finish;
+        ctx->finish_arg = resp.finish_arg;
+        resp.finish = NULL;
+        resp.finish_arg = NULL;
+        mu_resp_clear(&resp);
+        return MHD_YES;
+    }
+    ctx->answer = resp;
+    ctx->have_answer = true;
+    agent_wake(ctx);
+    return MHD_YES;
+}
+
+/* The call after a resume: the deferred answer is ready. */
+static enum MHD_Result agent_answer(struct mu_server *s, struct MHD_Connection *c,
+                                    struct req_ctx *ctx)
+{
+    struct mu_resp resp = {0};
+    ctx->suspended = false;
+    if (ctx->have_answer) {
+        resp = ctx->answer;
+        memset(&ctx->answer, 0, sizeof ctx->answer);
+        ctx->have_answer = false;
+    } else if (ctx->finish) {
+        struct mu_req req;
+        req_init(s, c, ctx, &req);
+        int (*finish)(void *, struct mu_resp *, struct mu_err *) = ctx->finish;
+        void *arg = ctx->finish_arg;
+        ctx->finish = NULL;
+        ctx->finish_arg = NULL;
+        mu_router_finish(&req, finish, arg, &resp);
+    } else {
+        return send_problem(c, ctx, 500, MU_EINTERNAL, "a deferred answer went missing");
+    }
+    return send_resp(c, ctx, &resp);
+}
+
 /* First call for a request: headers are in; no body has been read yet. */
 static enum MHD_Result on_headers(struct mu_server *s, struct MHD_Connection *c,
                                   struct req_ctx *ctx, const char *url, const char *method)
@@ -362,6 +630,13 @@ static enum MHD_Result on_headers(struct mu_server *s, struct MHD_Connection *c,
                                                                      : s->app->body_max;
     if (ctx->route && (ctx->route->flags & MU_ROUTE_STREAM))
         ctx->cap = s->app->upload_max;
+    if (ctx->route && (ctx->route->flags & MU_ROUTE_AGENT)) {
+        /* The certificate first: a refused client gets nothing, not even a size check. */
+        ctx->cap = MU_REPORT_MAX_BYTES;
+        enum MHD_Result r = agent_check(s, c, ctx);
+        if (ctx->answered || r != MHD_YES)
+            return r;
+    }
     /* A declared length past the cap is refused before a byte of the body is read (a
      * client that sent "Expect: 100-continue" never sends it). */
     const char *cl =
@@ -397,6 +672,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (!ctx->started)
         return on_headers(s, c, ctx, url, method);
+    if (ctx->suspended)
+        return agent_answer(s, c, ctx);
 
     if (*upload_data_size) {
         size_t n = *upload_data_size;
@@ -444,6 +721,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         req.authenticated = true;
         req.principal = ctx->principal;
         mu_router_handle(&req, &resp);
+    } else if (ctx->route && (ctx->route->flags & MU_ROUTE_AGENT)) {
+        return agent_dispatch(s, c, ctx, &req);
     } else {
         mu_router_dispatch(&req, &resp);
     }
@@ -513,7 +792,7 @@ struct mu_server *mu_server_start(struct mu_app *app, const struct mu_server_opt
     struct sockaddr_in6 sin6 = {0};
     struct sockaddr *sa;
     unsigned flags = MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
-                     MHD_USE_ERROR_LOG;
+                     MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
     if (opts->port > 65535) {
         mu_err_set(err, MU_EINVAL, "port %u is out of range", opts->port);
         return NULL;
@@ -558,8 +837,10 @@ struct mu_server *mu_server_start(struct mu_app *app, const struct mu_server_opt
         {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)on_uri, s},
         {MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)unescape, s},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s},
+        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, s},
         {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, s},
-        /* Asks peers for a certificate (agents have one); verification happens per route. */
+        /* Asks peers for a certificate (agents have one) and is the trust list that
+         * gnutls_certificate_verify_peers uses; verification happens per route. */
         {s->ca_pem ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, 0, s->ca_pem},
         {threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, (intptr_t)threads, NULL},
         {MHD_OPTION_END, 0, NULL},
@@ -601,6 +882,16 @@ void mu_server_stop(struct mu_server *s)
     /* Stop accepting, give requests in flight a moment, then stop the threads (which
      * closes the remaining, mostly idle keep-alive, connections). */
     MHD_socket lsock = MHD_quiesce_daemon(s->daemon);
+    /* Suspended connections must all be resumed before the daemon stops: new agent
+     * requests are refused from now on, and those under way get their answers. */
+    atomic_store(&s->stopping, true);
+    int64_t resume_deadline = mu_mono_ms() + MU_RESUME_WAIT_MS;
+    while (atomic_load(&s->suspended) > 0 && mu_mono_ms() < resume_deadline) {
+        struct timespec ts = {0, 5 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    if (atomic_load(&s->suspended) > 0)
+        mu_log_error("agent requests still waiting at stop count=%d", atomic_load(&s->suspended));
     int64_t deadline = mu_mono_ms() + MU_STOP_GRACE_MS;
     while (mu_mono_ms() < deadline) {
         const union MHD_DaemonInfo *di =
@@ -613,6 +904,9 @@ void mu_server_stop(struct mu_server *s)
     MHD_stop_daemon(s->daemon);
     if (lsock != MHD_INVALID_SOCKET)
         close(lsock);
+    if (atomic_load(&s->agent_refusals) > 0)
+        mu_log_info("agent requests refused for their client certificate count=%llu",
+                    (unsigned long long)atomic_load(&s->agent_refusals));
     mu_router_flush_refusals_all(s->app);
     free(s->cert_pem);
     free(s->key_pem);

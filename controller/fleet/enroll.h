@@ -52,6 +52,10 @@
  * skipped and reported "not verified"). */
 typedef int (*mu_enroll_report_fn)(void *ctx, int64_t node_id, int64_t since_ms);
 
+/* A mu_enroll_report_fn over the store (ctx: the struct mu_store): the node's last report
+ * was received at or after since_ms. */
+int mu_enroll_report_seen_store(void *ctx, int64_t node_id, int64_t since_ms);
+
 /* What the operator asked for. Strings are borrowed; the caller validates nothing: every
  * field is checked here (allow-lists) before any connection. */
 struct mu_enroll_req {

@@ -20,6 +20,7 @@
 #include "mutualis/log.h"
 #include "mutualis/util.h"
 #include "ops/ops_int.h"
+#include "store/telemetry.h"
 
 /* ---- capacity ------------------------------------------------------------------------------ */
 
@@ -35,16 +36,17 @@ static int probe(struct mu_ops *ops, struct mu_ops_worker *w, const struct mu_no
         struct mu_err ignored = {0};
         mu_store_node_set_info(ops->store, n->id, n->cpus, n->mem_mib, n->disk_gib, n->kvm,
                                e.detail[0] ? e.detail : mu_err_name(rc), &ignored);
-        /* Until node agents report health (the agents issue), reaching the node's libvirt
-         * is the health signal. */
-        mu_store_node_set_health(ops->store, n->id, "down", &ignored);
+        /* For a node without an agent, reaching its libvirt is the health signal; an
+         * agent's reports decide the others' (fleet/health.h). */
+        if (!mu_store_node_agent_managed(ops->store, n->id))
+            mu_store_node_set_health(ops->store, n->id, "down", &ignored);
         if (err && err->code == 0)
             *err = e;
         return rc;
     }
     rc = mu_store_node_set_info(ops->store, n->id, info.cpus, info.mem_mib, info.pool_capacity_gib,
                                 info.kvm, NULL, err);
-    if (rc == 0)
+    if (rc == 0 && !mu_store_node_agent_managed(ops->store, n->id))
         rc = mu_store_node_set_health(ops->store, n->id, "up", err);
     return rc;
 }

@@ -245,6 +245,123 @@ const char *const st_migrations[] = {
     " supervisor TEXT,"
     " enrolled_ms INTEGER NOT NULL DEFAULT 0,"
     " updated_ms INTEGER NOT NULL);",
+
+    /* 4: agent reports (store/telemetry.h): node certificates, report sequencing per agent
+     * epoch, gap records, the last report per node and per VM, node history in 10 s buckets
+     * (24 h), hourly rollups per node and per tenant (30 days); node health with the time of
+     * its last change, and the time of the node's last report. No foreign keys: a node's
+     * certificates outlive it (revoked), and the rows of deleted nodes and purged VMs go
+     * with the node's deletion and the periodic prune. */
+    "ALTER TABLE nodes ADD COLUMN health_ms INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE nodes ADD COLUMN last_report_ms INTEGER NOT NULL DEFAULT 0;"
+
+    /* serial: lower-case hex, as mu_pki_sign_client writes it. Looked up at every agent
+     * request. */
+    "CREATE TABLE node_certs ("
+    " serial TEXT PRIMARY KEY,"
+    " node_id INTEGER NOT NULL,"
+    " not_after_ms INTEGER NOT NULL,"
+    " created_ms INTEGER NOT NULL,"
+    " revoked_ms INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+    "CREATE INDEX node_certs_node ON node_certs(node_id);"
+
+    /* acked_seq: the highest contiguous sequence stored for the epoch. */
+    "CREATE TABLE agent_epochs ("
+    " node_id INTEGER NOT NULL,"
+    " epoch TEXT NOT NULL,"
+    " acked_seq INTEGER NOT NULL,"
+    " first_ms INTEGER NOT NULL,"
+    " last_ms INTEGER NOT NULL,"
+    " PRIMARY KEY (node_id, epoch)) WITHOUT ROWID;"
+    "CREATE INDEX agent_epochs_last ON agent_epochs(last_ms);"
+
+    /* The sequences an agent had to drop (never silence), beyond what was stored. */
+    "CREATE TABLE report_gaps ("
+    " id INTEGER PRIMARY KEY,"
+    " node_id INTEGER NOT NULL,"
+    " epoch TEXT NOT NULL,"
+    " seq INTEGER NOT NULL,"
+    " gap_from INTEGER NOT NULL,"
+    " gap_to INTEGER NOT NULL,"
+    " received_ms INTEGER NOT NULL);"
+    "CREATE INDEX report_gaps_node ON report_gaps(node_id, epoch, gap_from);"
+    "CREATE INDEX report_gaps_received ON report_gaps(received_ms);"
+
+    /* time_ms: when the agent collected it (its clock); received_ms: when it was stored. */
+    "CREATE TABLE node_last ("
+    " node_id INTEGER PRIMARY KEY,"
+    " epoch TEXT NOT NULL,"
+    " seq INTEGER NOT NULL,"
+    " time_ms INTEGER NOT NULL,"
+    " received_ms INTEGER NOT NULL,"
+    " cpus INTEGER NOT NULL,"
+    " cpu_percent REAL NOT NULL,"
+    " load1 REAL NOT NULL,"
+    " load5 REAL NOT NULL,"
+    " load15 REAL NOT NULL,"
+    " mem_total_mib INTEGER NOT NULL,"
+    " mem_available_mib INTEGER NOT NULL,"
+    " uptime_s INTEGER NOT NULL,"
+    " pools_json TEXT NOT NULL,"
+    " domains INTEGER NOT NULL);"
+
+    /* One row per Mutualis VM seen in a report (domains of no VM are not kept). No index on
+     * node_id: every report rewrites these rows, and only a node's deletion looks them up by
+     * node. */
+    "CREATE TABLE vm_last ("
+    " vm_id INTEGER PRIMARY KEY,"
+    " node_id INTEGER NOT NULL,"
+    " uuid TEXT NOT NULL,"
+    " state TEXT NOT NULL,"
+    " time_ms INTEGER NOT NULL,"
+    " received_ms INTEGER NOT NULL,"
+    " cpu_time_ns INTEGER NOT NULL,"
+    " vcpus INTEGER NOT NULL,"
+    " mem_balloon_kib INTEGER NOT NULL,"
+    " mem_rss_kib INTEGER NOT NULL,"
+    " disk_allocation_bytes INTEGER NOT NULL,"
+    " disk_capacity_bytes INTEGER NOT NULL,"
+    " net_rx_bytes INTEGER NOT NULL,"
+    " net_tx_bytes INTEGER NOT NULL);"
+
+    /* bucket: time_ms / 10000; the first report of each bucket is kept. */
+    "CREATE TABLE node_history ("
+    " node_id INTEGER NOT NULL,"
+    " bucket INTEGER NOT NULL,"
+    " cpu_percent REAL NOT NULL,"
+    " load1 REAL NOT NULL,"
+    " mem_total_mib INTEGER NOT NULL,"
+    " mem_available_mib INTEGER NOT NULL,"
+    " domains INTEGER NOT NULL,"
+    " PRIMARY KEY (node_id, bucket)) WITHOUT ROWID;"
+
+    /* hour_ms: the start of the hour (agent clock); sums over that hour's reports. */
+    "CREATE TABLE node_hourly ("
+    " node_id INTEGER NOT NULL,"
+    " hour_ms INTEGER NOT NULL,"
+    " samples INTEGER NOT NULL,"
+    " cpu_percent_sum REAL NOT NULL,"
+    " cpu_percent_max REAL NOT NULL,"
+    " load1_sum REAL NOT NULL,"
+    " mem_used_mib_sum INTEGER NOT NULL,"
+    " mem_total_mib INTEGER NOT NULL,"
+    " PRIMARY KEY (node_id, hour_ms)) WITHOUT ROWID;"
+    "CREATE INDEX node_hourly_hour ON node_hourly(hour_ms);"
+
+    /* Per tenant (the VM's own tenant, not its ancestors): samples counts VM samples (the
+     * sums divided by it give the mean per VM sample); cpu and network are the increments
+     * between consecutive samples of each VM. */
+    "CREATE TABLE tenant_hourly ("
+    " tenant_id INTEGER NOT NULL,"
+    " hour_ms INTEGER NOT NULL,"
+    " samples INTEGER NOT NULL,"
+    " cpu_time_ns INTEGER NOT NULL,"
+    " mem_rss_kib_sum INTEGER NOT NULL,"
+    " disk_allocation_bytes_sum INTEGER NOT NULL,"
+    " net_rx_bytes INTEGER NOT NULL,"
+    " net_tx_bytes INTEGER NOT NULL,"
+    " PRIMARY KEY (tenant_id, hour_ms)) WITHOUT ROWID;"
+    "CREATE INDEX tenant_hourly_hour ON tenant_hourly(hour_ms);",
 };
 
 const size_t st_migrations_n = MU_ARRAY_LEN(st_migrations);

@@ -10,11 +10,12 @@
 
 #include "mutualis/json.h"
 #include "mutualis/validate.h"
+#include "store/telemetry.h"
 
 #define NODE_COLS                                                                                  \
     "id, name, uri, pool, pool_path, op_state, health, enrolment, cpus, mem_mib, disk_gib, "       \
     "reserved_mem_mib, kvm, labels_json, alloc_vcpus, alloc_ram_mib, alloc_disk_gib, vm_count, "   \
-    "created_ms, updated_ms, info_ms, last_error"
+    "created_ms, updated_ms, info_ms, last_error, health_ms, last_report_ms"
 
 static const char *const op_states[] = {"active", "maintenance", "draining", NULL};
 static const char *const healths[] = {"up", "down", "unknown", NULL};
@@ -77,6 +78,8 @@ static void node_from_row(sqlite3_stmt *s, struct mu_node *n)
     n->updated_ms = sqlite3_column_int64(s, 19);
     n->info_ms = sqlite3_column_int64(s, 20);
     n->last_error = st_col_str(s, 21);
+    n->health_ms = sqlite3_column_int64(s, 22);
+    n->last_report_ms = sqlite3_column_int64(s, 23);
 }
 
 /* Labels are a flat JSON object of strings ({"site":"a"}). */
@@ -399,8 +402,10 @@ int mu_store_node_set_health(struct mu_store *st, int64_t id, const char *health
     c = st_tx_begin(st, err);
     if (!c)
         return MU_EIO;
-    rc = node_write(c, "UPDATE nodes SET health = ?2, updated_ms = ?3 WHERE id = ?1", id, health,
-                    err);
+    rc = node_write(c,
+                    "UPDATE nodes SET health_ms = CASE WHEN health = ?2 THEN health_ms ELSE ?3 "
+                    "END, health = ?2, updated_ms = ?3 WHERE id = ?1",
+                    id, health, err);
     if (rc == 0 && sqlite3_changes(c->db) == 0)
         rc = mu_err_set(err, MU_ENOTFOUND, "node %" PRId64 " does not exist", id);
     return st_tx_end(st, rc, err);
@@ -409,7 +414,7 @@ int mu_store_node_set_health(struct mu_store *st, int64_t id, const char *health
 int mu_store_node_delete(struct mu_store *st, int64_t id, const struct mu_audit_rec *audit,
                          struct mu_err *err)
 {
-    MU_AUTOFREE char *name = NULL, *op_state = NULL;
+    MU_AUTOFREE char *name = NULL, *op_state = NULL, *detail = NULL;
     struct st_conn *c = st_tx_begin(st, err);
     char target[48];
     sqlite3_stmt *s;
@@ -438,8 +443,18 @@ int mu_store_node_delete(struct mu_store *st, int64_t id, const struct mu_audit_
                         name, vms);
         goto out;
     }
+    /* Its certificates are revoked (checked at every agent request: no restart needed) and
+     * its reports go with it; the hourly rollups stay until pruned. */
+    int64_t revoked = 0;
+    rc = st_node_certs_revoke_tx(c, id, mu_now_ms(), &revoked, err);
+    if (rc == 0)
+        rc = st_node_telemetry_delete_tx(c, id, err);
+    if (rc < 0)
+        goto out;
     node_target(target, sizeof target, id);
-    rc = st_audit_append_tx(st, audit, 0, target, name, err);
+    detail = revoked ? mu_xasprintf("%s (%" PRId64 " certificate(s) revoked)", name, revoked)
+                     : mu_xstrdup(name);
+    rc = st_audit_append_tx(st, audit, 0, target, detail, err);
     if (rc < 0)
         goto out;
     s = st_stmt(c, "DELETE FROM nodes WHERE id = ?1", err);

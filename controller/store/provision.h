@@ -33,7 +33,9 @@ struct mu_node {
     char *labels_json;                                            /* {"site":"a","zone":"1"} */
     int64_t alloc_vcpus, alloc_ram_mib, alloc_disk_gib, vm_count; /* counters */
     int64_t created_ms, updated_ms, info_ms;                      /* info_ms: last capacity read */
-    char *last_error; /* last connection error, or NULL */
+    char *last_error;       /* last connection error, or NULL */
+    int64_t health_ms;      /* last change of health (0: never recorded) */
+    int64_t last_report_ms; /* the agent's last stored report (0: never) */
 };
 void mu_node_clear(struct mu_node *n);
 void mu_nodes_free(struct mu_node *n, size_t count);
@@ -52,10 +54,12 @@ int mu_store_node_set_labels(struct mu_store *st, int64_t id, const char *labels
 /* Capacity read from libvirt (not audited: an observation). error NULL on success. */
 int mu_store_node_set_info(struct mu_store *st, int64_t id, int64_t cpus, int64_t mem_mib,
                            int64_t disk_gib, bool kvm, const char *error, struct mu_err *err);
-/* Health from agents (not audited here; the agents issue audits transitions). */
+/* Health from the libvirt probe, for nodes without an agent (not audited); health_ms
+ * records the time of a change. Agent-managed nodes: store/telemetry.h. */
 int mu_store_node_set_health(struct mu_store *st, int64_t id, const char *health,
                              struct mu_err *err);
-/* Deletes a node without VMs (MU_ECONFLICT otherwise, naming how many remain). */
+/* Deletes a node without VMs (MU_ECONFLICT otherwise, naming how many remain), revoking
+ * its client certificates and removing its reports (store/telemetry.h). */
 int mu_store_node_delete(struct mu_store *st, int64_t id, const struct mu_audit_rec *audit,
                          struct mu_err *err);
 

@@ -165,4 +165,13 @@ int st_vm_event_tx(struct st_conn *c, int64_t vm_id, int64_t tenant_id, int64_t 
                    const char *kind, int64_t vcpus, int64_t ram_mib, int64_t disk_gib, int64_t now,
                    struct mu_err *err);
 
+/* certs.c and reports.c (telemetry.h), inside a transaction on the writer. */
+int st_node_cert_record_tx(struct st_conn *c, int64_t node_id, const char *serial,
+                           int64_t not_after_ms, int64_t now, struct mu_err *err);
+/* Revokes the node's recorded certificates and the one its last enrolment installed. */
+int st_node_certs_revoke_tx(struct st_conn *c, int64_t node_id, int64_t now, int64_t *ret_n,
+                            struct mu_err *err);
+/* Removes a node's last report, VM samples, history and epochs. */
+int st_node_telemetry_delete_tx(struct st_conn *c, int64_t node_id, struct mu_err *err);
+
 #endif

@@ -22,12 +22,12 @@
  * {"epoch": "…", "acked_seq": N}: the highest contiguous sequence it has durably stored
  * for that epoch; the agent drops spooled reports up to it.
  *
- * Reports are sent one at a time in sequence order, with no hole: the agent's gap records
- * always have gap_to = seq - 1 (a gap takes the place of the report after the dropped
- * range), so a gap with seq = acked + 1 is in order. Its gap_from may be <= acked when
- * the agent dropped reports the controller had stored but whose ack was lost. When the
- * ack is behind what the agent has already dropped (a controller that lost data), the
- * agent answers with a gap whose gap_from is acked + 1.
+ * Reports are sent one at a time in sequence order, with no hole. The agent's gap records
+ * always have gap_to = seq - 1 (a gap takes the place of the record after the dropped
+ * range): a report is in order when seq = acked + 1, a gap when gap_from <= acked + 1 <=
+ * seq (gap_from may be <= acked when the agent dropped reports the controller had stored
+ * but whose ack was lost); either way acked becomes seq. An ack behind what the agent has
+ * already dropped (a controller that lost data) is answered with a gap from acked + 1.
  *
  * A report (kind "report") must carry host, pools and domains (arrays may be empty);
  * vm_id may be absent or null. Counters (cpu_time_ns, *_bytes) may exceed 2^53: they are

@@ -3,7 +3,9 @@ document, which is generated from it) against every persona. The expected answer
 derived from policies/rbac.json and the tenant tree, not from the implementation:
 
   public route → 200; no / expired / revoked token → 401; role not named for the action
-  → 403; target outside the caller's subtree → 404; otherwise success (2xx).
+  → 403; target outside the caller's subtree → 404; otherwise success (2xx). Agent routes
+  (security mutualTLS) take a client certificate and nothing else: 401 for every persona
+  (test_agent_reports.py covers certificates).
 
 A route without a sample request below fails the test, so a new route cannot slip in
 untested. Another tenant's data always answers 404, never 403.
@@ -192,6 +194,11 @@ def body(ctl, res):
         "POST /v1/nodes/{id}/activate": lambda t: (f"/v1/nodes/{mk_node()}/activate", None,
                                                    False),
         "DELETE /v1/nodes/{id}": lambda t: (f"/v1/nodes/{mk_node()}", None, False),
+        # An enrolment needs a real SSH node (test_enroll.py): here the operator's sample is
+        # refused on its body (port 0) before any connection.
+        "POST /v1/nodes/{id}/enroll": lambda t: ("/v1/nodes/1/enroll",
+                                                 {"host": "127.0.0.1", "port": 0, "user": "mu",
+                                                  "password": "x"}, False),
         "GET /v1/flavors": lambda t: ("/v1/flavors", None, False),
         "POST /v1/flavors": lambda t: ("/v1/flavors", {"name": uniq("f-"), "vcpus": 1,
                                                        "ram_mib": 64, "disk_gib": 1}, False),
@@ -221,6 +228,8 @@ def body(ctl, res):
                                                {"flavor": "small"}, True),
         "DELETE /v1/vms/{id}": lambda t: (f"/v1/vms/{mk_vm(t)[0]}", None, True),
         "GET /v1/operations/{id}": lambda t: (f"/v1/operations/{mk_vm(t)[1]}", None, True),
+        "POST /v1/agent/reports": lambda t: ("/v1/agent/reports", {"version": 1, "node": "n"},
+                                             False),
         "GET /v1/audit": lambda t: ("/v1/audit?limit=5", None, False),
         "POST /v1/audit/verify": lambda t: ("/v1/audit/verify", {}, False),
     }
@@ -229,6 +238,7 @@ def body(ctl, res):
     overrides = {
         ("DELETE /v1/tokens/{id}", "observer"): 404,
         ("DELETE /v1/tokens/{id}", "tenant-reader"): 404,
+        ("POST /v1/nodes/{id}/enroll", "operator"): 400,
     }
 
     doc = must(rq("GET", "/v1/openapi.json", token=None), 200, "openapi")
@@ -245,11 +255,12 @@ def body(ctl, res):
         key = f"{method} {path}"
         action = opdoc.get("x-mutualis-action")
         public = "security" in opdoc and opdoc["security"] == []
+        agent = opdoc.get("security") == [{"mutualTLS": []}]
         for pname, tok, role, target, in_scope in personas:
             rpath, rbody, targeted = samples[key](target)
             if public:
                 want = 200
-            elif role is None:
+            elif agent or role is None:
                 want = 401
             elif role not in policy.get(action, []):
                 want = 403

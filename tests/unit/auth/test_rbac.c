@@ -236,7 +236,8 @@ static void test_shipped_policy(void **state)
         {"group.create", "oa"},   {"group.delete", "oa"},     {"vm.list", "obar"},
         {"vm.read", "obar"},      {"vm.create", "o"},         {"vm.start", "oa"},
         {"vm.stop", "oa"},        {"vm.reboot", "oa"},        {"vm.resize", "o"},
-        {"vm.delete", "o"},       {"operation.read", "obar"},
+        {"vm.delete", "o"},       {"operation.read", "obar"}, {"node.enroll", "o"},
+        {"agent.report", ""},
     };
     static const struct {
         char c;

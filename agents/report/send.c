@@ -1,0 +1,181 @@
+/* Report delivery over HTTPS with a client certificate (send.h). */
+#include "report/send.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mutualis/json.h"
+#include "mutualis/util.h"
+#include "mutualis/validate.h"
+
+struct mu_sender {
+    CURL *curl;
+    struct curl_slist *headers;
+    char *url;
+    char errbuf[CURL_ERROR_SIZE];
+    /* The answer being read: bounded. */
+    char *answer;
+    size_t answer_len;
+    bool answer_too_big;
+};
+
+static size_t on_data(char *data, size_t size, size_t nmemb, void *userdata)
+{
+    struct mu_sender *s = userdata;
+    size_t n = size * nmemb;
+    if (s->answer_len + n > MU_SEND_MAX_ANSWER) {
+        s->answer_too_big = true;
+        return 0; /* libcurl fails the transfer */
+    }
+    memcpy(s->answer + s->answer_len, data, n);
+    s->answer_len += n;
+    return n;
+}
+
+static int setup(struct mu_sender *s, const struct mu_sender_opts *o, struct mu_err *err)
+{
+    CURL *c = s->curl;
+    CURLcode rc = CURLE_OK;
+#define SET(opt, val)                                                                              \
+    do {                                                                                           \
+        if (rc == CURLE_OK)                                                                        \
+            rc = curl_easy_setopt(c, opt, val);                                                    \
+    } while (0)
+    SET(CURLOPT_URL, s->url);
+    SET(CURLOPT_PROTOCOLS_STR, "https");
+    SET(CURLOPT_FOLLOWLOCATION, 0L);
+    SET(CURLOPT_NOSIGNAL, 1L);
+    SET(CURLOPT_ERRORBUFFER, s->errbuf);
+    SET(CURLOPT_SSLCERT, o->cert);
+    SET(CURLOPT_SSLCERTTYPE, "PEM");
+    SET(CURLOPT_SSLKEY, o->key);
+    SET(CURLOPT_SSLKEYTYPE, "PEM");
+    SET(CURLOPT_CAINFO, o->ca);
+    SET(CURLOPT_CAPATH, NULL); /* only the controller's CA: no system directory */
+    SET(CURLOPT_SSL_VERIFYPEER, 1L);
+    SET(CURLOPT_SSL_VERIFYHOST, 2L);
+    SET(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+    SET(CURLOPT_CONNECTTIMEOUT, (long)MU_SEND_CONNECT_TIMEOUT);
+    SET(CURLOPT_TIMEOUT, (long)MU_SEND_TIMEOUT);
+    SET(CURLOPT_TCP_KEEPALIVE, 1L);
+    SET(CURLOPT_MAXCONNECTS, 1L);
+    SET(CURLOPT_USERAGENT, "mutualis-agent/" MU_VERSION);
+    SET(CURLOPT_HTTPHEADER, s->headers);
+    SET(CURLOPT_WRITEFUNCTION, on_data);
+    SET(CURLOPT_WRITEDATA, s);
+    SET(CURLOPT_POST, 1L);
+#undef SET
+    if (rc != CURLE_OK)
+        return mu_err_set(err, MU_EINVAL, "libcurl refused a setting: %s", curl_easy_strerror(rc));
+    return 0;
+}
+
+struct mu_sender *mu_sender_new(const struct mu_sender_opts *o, struct mu_err *err)
+{
+    const char *u = o->controller_url;
+    if (!u || strncmp(u, "https://", 8) != 0 || strlen(u) <= 8 || strlen(u) > 1024) {
+        mu_err_set(err, MU_EINVAL, "the controller URL must start with https://");
+        return NULL;
+    }
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        mu_err_set(err, MU_EINTERNAL, "libcurl could not be initialised");
+        return NULL;
+    }
+    struct mu_sender *s = mu_xcalloc(1, sizeof *s);
+    size_t n = strlen(u);
+    while (n > 8 && u[n - 1] == '/')
+        n--;
+    s->url = mu_xasprintf("%.*s%s", (int)n, u, MU_SEND_PATH);
+    s->answer = mu_xmalloc(MU_SEND_MAX_ANSWER + 1);
+    s->curl = curl_easy_init();
+    if (!s->curl) {
+        mu_err_set(err, MU_EINTERNAL, "libcurl could not create a handle");
+        mu_sender_free(s);
+        return NULL;
+    }
+    s->headers = curl_slist_append(NULL, "Content-Type: application/json");
+    if (s->headers)
+        s->headers = curl_slist_append(s->headers, "Accept: application/json");
+    /* "Expect: 100-continue" would cost a round trip per report. */
+    if (s->headers)
+        s->headers = curl_slist_append(s->headers, "Expect:");
+    if (!s->headers) {
+        fprintf(stderr, "fatal: out of memory in libcurl\n");
+        abort();
+    }
+    if (setup(s, o, err) != 0) {
+        mu_sender_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void mu_sender_free(struct mu_sender *s)
+{
+    if (!s)
+        return;
+    if (s->curl)
+        curl_easy_cleanup(s->curl);
+    curl_slist_free_all(s->headers);
+    free(s->answer);
+    free(s->url);
+    free(s);
+    curl_global_cleanup();
+}
+
+/* The detail of a problem+json answer, else the start of the body, on one line. */
+static void answer_detail(const char *body, size_t len, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    struct mu_err err = {0};
+    cJSON *root = len ? mu_json_parse(body, len, "answer", &err) : NULL;
+    const char *d = NULL;
+    if (root && mu_json_get_str(root, "detail", true, 4096, &d, &err) == 0)
+        snprintf(out, outlen, "%s", d);
+    cJSON_Delete(root);
+    if (out[0] == '\0')
+        snprintf(out, outlen, "%.*s", (int)(len < outlen ? len : outlen - 1), body);
+    for (char *p = out; *p; p++)
+        if ((unsigned char)*p < 0x20)
+            *p = ' ';
+    /* snprintf may have cut a UTF-8 sequence; the detail ends up in a log line. */
+    size_t n = strlen(out);
+    while (n > 0 && !mu_utf8_valid(out, n))
+        out[--n] = '\0';
+}
+
+int mu_sender_post(struct mu_sender *s, const char *body, size_t len, struct mu_send_answer *ret,
+                   struct mu_err *err)
+{
+    struct mu_send_answer a = {0};
+    s->answer_len = 0;
+    s->answer_too_big = false;
+    s->errbuf[0] = '\0';
+    CURLcode rc = curl_easy_setopt(s->curl, CURLOPT_POSTFIELDS, body);
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(s->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    if (rc == CURLE_OK)
+        rc = curl_easy_perform(s->curl);
+    curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &a.status);
+    curl_easy_setopt(s->curl, CURLOPT_POSTFIELDS, NULL);
+    if (rc != CURLE_OK) {
+        *ret = a;
+        if (s->answer_too_big)
+            return mu_err_set(err, MU_EINVAL, "the controller's answer is larger than %d bytes",
+                              MU_SEND_MAX_ANSWER);
+        return mu_err_set(err, MU_EUNAVAIL, "%s: %s", curl_easy_strerror(rc),
+                          s->errbuf[0] ? s->errbuf : "no detail");
+    }
+    s->answer[s->answer_len] = '\0';
+    struct mu_err aerr = {0};
+    if (mu_report_ack_parse(s->answer, s->answer_len, a.epoch, &a.acked_seq, &aerr) == 0) {
+        *ret = a;
+        return 0;
+    }
+    answer_detail(s->answer, s->answer_len, a.detail, sizeof a.detail);
+    *ret = a;
+    return mu_err_set(err, MU_EINVAL, "the controller answered %ld without an acknowledgement: %s",
+                      a.status, a.detail[0] ? a.detail : aerr.detail);
+}

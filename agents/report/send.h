@@ -1,0 +1,48 @@
+/* The HTTPS client that delivers reports: the only agent code that sees libcurl.
+ *
+ * One libcurl easy handle for the agent's life, so that the TLS connection is kept alive
+ * and reused between reports. The agent presents its client certificate and key, trusts
+ * only the controller's CA (no system store), requires TLS 1.2 or later and the
+ * controller's host name in its certificate, follows no redirects and speaks https only.
+ * Answers are read into a buffer of at most MU_SEND_MAX_ANSWER bytes. */
+#ifndef MU_AGENT_SEND_H
+#define MU_AGENT_SEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mutualis/err.h"
+#include "mutualis/report.h"
+
+#define MU_SEND_PATH            "/v1/agent/reports"
+#define MU_SEND_MAX_ANSWER      65536
+#define MU_SEND_CONNECT_TIMEOUT 10 /* seconds */
+#define MU_SEND_TIMEOUT         30 /* seconds, a whole request */
+
+struct mu_sender_opts {
+    const char *controller_url;  /* https://host[:port], an optional trailing '/' */
+    const char *cert, *key, *ca; /* PEM files */
+};
+
+struct mu_sender;
+
+/* Initialises libcurl (once per process: one sender per process). NULL with err. */
+struct mu_sender *mu_sender_new(const struct mu_sender_opts *o, struct mu_err *err);
+void mu_sender_free(struct mu_sender *s);
+
+/* What the controller answered. */
+struct mu_send_answer {
+    long status;                      /* HTTP status, 0 if none */
+    char epoch[MU_EPOCH_HEX_LEN + 1]; /* the acknowledgement, when there is one */
+    int64_t acked_seq;
+    char detail[256]; /* problem+json detail or the start of the body */
+};
+
+/* POSTs one report (application/json). Returns
+ *   0            an acknowledgement came back (ret->status says whether 200 or not),
+ *   MU_EUNAVAIL  no answer: connection, TLS or timeout failure (err says which),
+ *   MU_EINVAL    an answer without a valid acknowledgement (ret->status, ret->detail). */
+int mu_sender_post(struct mu_sender *s, const char *body, size_t len, struct mu_send_answer *ret,
+                   struct mu_err *err);
+
+#endif
