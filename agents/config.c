@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "certs.h"
 #include "mutualis/json.h"
 #include "mutualis/log.h"
 #include "mutualis/util.h"
@@ -22,6 +23,7 @@ void mu_agent_config_init(struct mu_agent_config *c)
     c->spool_dir = mu_xstrdup(MU_AGENT_DEFAULT_SPOOL);
     c->spool_max_reports = MU_AGENT_DEFAULT_SPOOL_MAX;
     c->log_level = MU_LOG_INFO;
+    c->renew_before_days = MU_AGENT_RENEW_DEFAULT_DAYS;
 }
 
 void mu_agent_config_clear(struct mu_agent_config *c)
@@ -67,6 +69,7 @@ int mu_agent_config_load(struct mu_agent_config *c, const char *path, struct mu_
                                        "spool_dir",
                                        "spool_max_reports",
                                        "log_level",
+                                       "renew_before_days",
                                        NULL};
     static const char *const text_keys[] = {"controller_url", "node_name", "cert", "key", "ca",
                                             "libvirt_uri",    "spool_dir"};
@@ -104,6 +107,11 @@ int mu_agent_config_load(struct mu_agent_config *c, const char *path, struct mu_
         rc = rc == 1 ? 0 : rc;
     }
     if (rc == 0) {
+        rc = mu_json_get_i64(root, "renew_before_days", false, 0, MU_AGENT_RENEW_MAX_DAYS,
+                             &c->renew_before_days, &sub);
+        rc = rc == 1 ? 0 : rc;
+    }
+    if (rc == 0) {
         const char *lvl = NULL;
         rc = mu_json_get_str(root, "log_level", false, 16, &lvl, &sub);
         if (rc == 0 && mu_log_level_parse(lvl) < 0)
@@ -130,6 +138,7 @@ enum {
     OPT_INTERVAL,
     OPT_SPOOL,
     OPT_LOG,
+    OPT_RENEW,
     OPT_ONCE,
     OPT_VERSION,
     OPT_HELP
@@ -148,12 +157,13 @@ int mu_agent_args_parse(int argc, char *const *argv, struct mu_agent_args *ret, 
         {"interval", required_argument, NULL, OPT_INTERVAL},
         {"spool-dir", required_argument, NULL, OPT_SPOOL},
         {"log-level", required_argument, NULL, OPT_LOG},
+        {"renew-before-days", required_argument, NULL, OPT_RENEW},
         {"once", no_argument, NULL, OPT_ONCE},
         {"version", no_argument, NULL, OPT_VERSION},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
-    struct mu_agent_args a = {.action = MU_AGENT_RUN, .interval_s = -1};
+    struct mu_agent_args a = {.action = MU_AGENT_RUN, .interval_s = -1, .renew_before_days = -1};
     optind = 0; /* GNU: start afresh (the unit tests parse several argument lists) */
     opterr = 0;
     for (;;) {
@@ -195,6 +205,13 @@ int mu_agent_args_parse(int argc, char *const *argv, struct mu_agent_args *ret, 
             break;
         case OPT_LOG:
             a.log_level = optarg;
+            break;
+        case OPT_RENEW:
+            if (mu_parse_i64(optarg, 0, MU_AGENT_RENEW_MAX_DAYS, &a.renew_before_days) != 0)
+                return mu_err_setf(err, MU_EINVAL, "renew-before-days",
+                                   "--renew-before-days must be a whole number of days between "
+                                   "0 (never) and %d",
+                                   MU_AGENT_RENEW_MAX_DAYS);
             break;
         case OPT_ONCE:
             if (a.action == MU_AGENT_RUN)
@@ -238,6 +255,8 @@ int mu_agent_config_apply(struct mu_agent_config *c, const struct mu_agent_args 
     }
     if (a->interval_s > 0)
         c->interval_s = a->interval_s;
+    if (a->renew_before_days >= 0)
+        c->renew_before_days = a->renew_before_days;
     if (a->log_level) {
         int lvl = mu_log_level_parse(a->log_level);
         if (lvl < 0)
@@ -311,7 +330,8 @@ const char *mu_agent_usage(void)
            "\n"
            "  --config FILE          JSON settings (keys controller_url, node_name, cert, key,\n"
            "                         ca, libvirt_uri, interval_s, spool_dir, spool_max_reports,\n"
-           "                         log_level); the flags below override them\n"
+           "                         log_level, renew_before_days); the flags below override\n"
+           "                         them\n"
            "  --controller-url URL   the controller, https://HOST:PORT\n"
            "  --node NAME            this node's name (the certificate's CN)\n"
            "  --cert FILE, --key FILE  client certificate and private key (PEM)\n"
@@ -320,6 +340,8 @@ const char *mu_agent_usage(void)
            "  --interval SECONDS     default 10\n"
            "  --spool-dir DIR        default /var/lib/mutualis-agent/spool\n"
            "  --log-level LEVEL      error, warn, info (default) or debug\n"
+           "  --renew-before-days N  renew the certificate (new key, same node) N days before\n"
+           "                         it expires; default 30, 0 never, at most 60\n"
            "  --once                 collect one report, print it to stdout and exit\n"
            "                         (no sending, no spool)\n"
            "  --version, --help\n";

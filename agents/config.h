@@ -7,7 +7,9 @@
  *    "ca": ".../ca.pem",                            the controller's CA, and only it
  *    "libvirt_uri": "qemu:///system", "interval_s": 10,
  *    "spool_dir": "/var/lib/mutualis-agent/spool", "spool_max_reports": 8640,
- *    "log_level": "info"}
+ *    "log_level": "info",
+ *    "renew_before_days": 30}                       renew the certificate this close to its
+ *                                                   expiry (0: never; certs.h)
  *
  * Unknown keys are refused, so that a typo never silently does nothing. */
 #ifndef MU_AGENT_CONFIG_H
@@ -38,6 +40,7 @@ struct mu_agent_config {
     char *spool_dir;
     int64_t spool_max_reports;
     int log_level; /* enum mu_log_level */
+    int64_t renew_before_days;
 };
 
 enum mu_agent_action { MU_AGENT_RUN, MU_AGENT_ONCE, MU_AGENT_VERSION, MU_AGENT_HELP };
@@ -49,6 +52,7 @@ struct mu_agent_args {
     const char *controller_url, *node_name, *cert, *key, *ca, *libvirt_uri, *spool_dir;
     const char *log_level;
     int64_t interval_s;
+    int64_t renew_before_days; /* -1 when not given */
 };
 
 /* Sets the defaults (no node name, no controller, no credentials). */

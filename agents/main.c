@@ -2,8 +2,9 @@
  * on disk and sends the spooled reports in order to the controller until acknowledged.
  * One thread: a loop that sleeps until the next collection or the next send attempt.
  * SIGTERM or SIGINT: the current send finishes, the loop ends, everything is freed (every
- * record was fsynced when it was spooled). This file wires the modules and decides what
- * is logged. */
+ * record was fsynced when it was spooled). Before its certificate expires the agent
+ * renews it (certs.h) after a successful send, and reconnects with the new pair. This file
+ * wires the modules and decides what is logged. */
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -13,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "certs.h"
 #include "collect/collect.h"
 #include "config.h"
 #include "mutualis/log.h"
@@ -21,9 +23,12 @@
 #include "report/send.h"
 #include "report/spool.h"
 
-#define BACKOFF_MIN_MS 1000
-#define BACKOFF_MAX_MS 30000
-#define LOSS_LOG_MS    60000
+#define BACKOFF_MIN_MS     1000
+#define BACKOFF_MAX_MS     30000
+#define LOSS_LOG_MS        60000
+#define RENEW_RETRY_MIN_MS ((int64_t)60 * 1000)
+#define RENEW_RETRY_MAX_MS ((int64_t)3600 * 1000)
+#define RENEW_AGAIN_MS     ((int64_t)12 * 3600 * 1000) /* renewed, yet still due */
 
 static volatile sig_atomic_t stop_requested;
 
@@ -94,6 +99,10 @@ struct agent {
     struct mu_collect_virt *virt;
     struct mu_spool *spool;
     struct mu_sender *sender;
+    struct mu_sender_opts sender_opts;
+    struct mu_agent_cert_info cert; /* the certificate in use (not_after_ms 0: unknown) */
+    int64_t renew_next_ms;          /* monotonic: no renewal attempt before */
+    int64_t renew_backoff_ms;
     struct mu_spool_stats logged; /* what has been logged already */
     int64_t losses_logged_ms;     /* when losses were last logged (monotonic) */
     bool collect_failing, spool_failing, send_failing;
@@ -157,6 +166,71 @@ static void collect_and_spool(struct agent *a)
     }
     mu_report_clear(&r);
     log_spool_losses(a);
+}
+
+/* Renews the certificate if it is due: a new key and request, the controller signs over the
+ * current connection, the new pair is checked, installed (certs.h) and a new connection
+ * made with it. Failures are retried with a back-off; the old pair stays in use. */
+static void maybe_renew(struct agent *a)
+{
+    int64_t now = mu_now_ms();
+    if (!a->cert.not_after_ms || mu_mono_ms() < a->renew_next_ms ||
+        !mu_agent_renew_due(a->cert.not_after_ms, now, a->cfg->renew_before_days))
+        return;
+    char *key = NULL, *csr = NULL;
+    struct mu_renew_answer ans = {0};
+    struct mu_agent_cert_info info;
+    struct mu_err err = {0};
+    const char *step = "request";
+    mu_log_info("certificate due for renewal serial=%s days_left=%" PRId64, a->cert.serial,
+                (a->cert.not_after_ms - now) / (86400 * 1000));
+    int rc = mu_agent_csr_new(a->cfg->node_name, &key, &csr, &err);
+    if (rc == 0) {
+        step = "signature";
+        rc = mu_sender_renew(a->sender, csr, &ans, &err);
+    }
+    if (rc == 0) {
+        step = "check";
+        rc = mu_agent_cert_check(ans.cert_pem, key, a->cfg->ca, a->cfg->node_name, mu_now_ms(),
+                                 &info, &err);
+    }
+    if (rc == 0) {
+        step = "install";
+        rc = mu_agent_certs_install(a->cfg->cert, a->cfg->key, ans.cert_pem, key, &err);
+    }
+    mu_agent_key_free(key);
+    free(csr);
+    mu_renew_answer_clear(&ans);
+    if (rc != 0) {
+        a->renew_backoff_ms = a->renew_backoff_ms ? a->renew_backoff_ms * 2 : RENEW_RETRY_MIN_MS;
+        if (a->renew_backoff_ms > RENEW_RETRY_MAX_MS)
+            a->renew_backoff_ms = RENEW_RETRY_MAX_MS;
+        a->renew_next_ms = mu_mono_ms() + a->renew_backoff_ms;
+        mu_log_warn("certificate renewal failed, the current one stays in use step=%s "
+                    "retry_s=%" PRId64 " reason=\"%s\"",
+                    step, a->renew_backoff_ms / 1000, err.detail);
+        return;
+    }
+    /* The new pair is on disk: a new connection presents it (the old certificate stays
+     * valid until it expires, so reports spooled meanwhile are not at risk). */
+    struct mu_sender *next = mu_sender_new(&a->sender_opts, &err);
+    if (next) {
+        mu_sender_free(a->sender);
+        a->sender = next;
+    } else {
+        mu_log_error("cannot set up HTTPS with the renewed certificate reason=\"%s\"", err.detail);
+    }
+    mu_log_info("certificate renewed serial=%s not_after_ms=%" PRId64 " old_serial=%s", info.serial,
+                info.not_after_ms, a->cert.serial);
+    a->cert = info;
+    a->renew_backoff_ms = 0;
+    a->renew_next_ms = 0;
+    if (mu_agent_renew_due(info.not_after_ms, mu_now_ms(), a->cfg->renew_before_days)) {
+        mu_log_warn("the renewed certificate is already due for renewal: the next attempt in "
+                    "12 h not_after_ms=%" PRId64 " renew_before_days=%" PRId64,
+                    info.not_after_ms, a->cfg->renew_before_days);
+        a->renew_next_ms = mu_mono_ms() + RENEW_AGAIN_MS;
+    }
 }
 
 enum send_next { SEND_IDLE, SEND_MORE, SEND_RETRY };
@@ -227,6 +301,7 @@ static enum send_next send_one(struct agent *a)
     a->sent++;
     a->backoff_ms = 0;
     mu_log_debug("report sent seq=%" PRId64 " acked=%" PRId64, seq, ans.acked_seq);
+    maybe_renew(a); /* the controller just answered: a good moment */
     return mu_spool_count(a->spool) > 0 ? SEND_MORE : SEND_IDLE;
 }
 
@@ -244,9 +319,30 @@ static int run(struct mu_agent_config *cfg)
         mu_log_error("cannot open the spool dir=%s reason=\"%s\"", cfg->spool_dir, err.detail);
         goto out;
     }
-    struct mu_sender_opts so = {
+    /* A renewal a crash interrupted is finished (or undone) before the pair is used. */
+    enum mu_agent_recovery rec = MU_AGENT_RECOVERY_NONE;
+    if (mu_agent_certs_recover(cfg->cert, cfg->key, &rec, &err) != 0) {
+        mu_log_error("cannot recover an interrupted certificate renewal reason=\"%s\"", err.detail);
+        goto out;
+    }
+    if (rec == MU_AGENT_RECOVERY_COMPLETED)
+        mu_log_info("an interrupted certificate renewal was completed: the renewed pair is used "
+                    "cert=%s",
+                    cfg->cert);
+    else if (rec == MU_AGENT_RECOVERY_DISCARDED)
+        mu_log_warn("an interrupted certificate renewal was undone: the previous pair is used "
+                    "cert=%s",
+                    cfg->cert);
+    if (mu_agent_cert_read(cfg->cert, &a.cert, &err) != 0) {
+        mu_log_warn("cannot read the certificate's expiry, it will not be renewed "
+                    "reason=\"%s\"",
+                    err.detail);
+        memset(&a.cert, 0, sizeof a.cert);
+        mu_err_clear(&err);
+    }
+    a.sender_opts = (struct mu_sender_opts){
         .controller_url = cfg->controller_url, .cert = cfg->cert, .key = cfg->key, .ca = cfg->ca};
-    a.sender = mu_sender_new(&so, &err);
+    a.sender = mu_sender_new(&a.sender_opts, &err);
     if (!a.sender) {
         mu_log_error("cannot set up HTTPS reason=\"%s\"", err.detail);
         goto out;

@@ -1,7 +1,9 @@
 /* Configuration loading: defaults, JSON file, flags. */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <getopt.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +47,63 @@ static int parse_listen(const char *s, struct mu_config *cfg, struct mu_err *err
     return MU_OK;
 }
 
+/* metrics_allow: ["127.0.0.1", "::1"] (numeric addresses, as peers are compared);
+ * metrics_tenants: [12, 40] (tenant ids). */
+static int load_metrics(const cJSON *o, const char *path, struct mu_config *cfg, struct mu_err *err)
+{
+    const cJSON *arr = NULL;
+    int r = mu_json_get_array(o, "metrics_allow", false, &arr, err);
+    if (r == 0) {
+        int n = cJSON_GetArraySize(arr);
+        if (n > 64)
+            return mu_err_setf(err, MU_EINVAL, "metrics_allow", "%s: at most 64 metrics_allow",
+                               path);
+        char **list = mu_xcalloc((size_t)n + 1, sizeof *list);
+        int i = 0;
+        const cJSON *it;
+        cJSON_ArrayForEach(it, arr)
+        {
+            unsigned char buf[sizeof(struct in6_addr)];
+            if (!cJSON_IsString(it) || (inet_pton(AF_INET, it->valuestring, buf) != 1 &&
+                                        inet_pton(AF_INET6, it->valuestring, buf) != 1)) {
+                r = mu_err_setf(err, MU_EINVAL, "metrics_allow",
+                                "%s: metrics_allow must list IP addresses such as \"127.0.0.1\"",
+                                path);
+                break;
+            }
+            list[i++] = mu_xstrdup(it->valuestring);
+        }
+        for (char **p = cfg->metrics_allow; p && *p; p++)
+            free(*p);
+        free(cfg->metrics_allow);
+        cfg->metrics_allow = list;
+        if (r < 0)
+            return r;
+    } else if (r < 0) {
+        return r;
+    }
+    r = mu_json_get_array(o, "metrics_tenants", false, &arr, err);
+    if (r == 0) {
+        int n = cJSON_GetArraySize(arr);
+        if (n > 1000)
+            return mu_err_setf(err, MU_EINVAL, "metrics_tenants",
+                               "%s: at most 1000 metrics_tenants", path);
+        free(cfg->metrics_tenants);
+        cfg->metrics_tenants = mu_xcalloc((size_t)n + 1, sizeof *cfg->metrics_tenants);
+        cfg->n_metrics_tenants = 0;
+        const cJSON *it;
+        cJSON_ArrayForEach(it, arr)
+        {
+            double d = cJSON_IsNumber(it) ? it->valuedouble : -1;
+            if (d < 1 || d > 9e15 || d != (double)(int64_t)d)
+                return mu_err_setf(err, MU_EINVAL, "metrics_tenants",
+                                   "%s: metrics_tenants must list tenant ids", path);
+            cfg->metrics_tenants[cfg->n_metrics_tenants++] = (int64_t)d;
+        }
+    }
+    return r < 0 ? r : MU_OK;
+}
+
 static int load_file(const char *path, struct mu_config *cfg, struct mu_err *err)
 {
     static const char *const allowed[] = {"listen",
@@ -65,6 +124,9 @@ static int load_file(const char *path, struct mu_config *cfg, struct mu_err *err
                                           "orphan_policy",
                                           "report_interval_s",
                                           "recount_interval_s",
+                                          "capacity_interval_s",
+                                          "metrics_allow",
+                                          "metrics_tenants",
                                           NULL};
     size_t len;
     MU_AUTOFREE char *text = mu_read_file(path, 1 << 20, &len);
@@ -110,6 +172,10 @@ static int load_file(const char *path, struct mu_config *cfg, struct mu_err *err
         cfg->recount_interval_s = (unsigned)v;
     if (r >= 0 && (r = mu_json_get_i64(o, "report_interval_s", false, 1, 3600, &v, err)) == 0)
         cfg->report_interval_s = (unsigned)v;
+    if (r >= 0 && (r = mu_json_get_i64(o, "capacity_interval_s", false, 1, 3600, &v, err)) == 0)
+        cfg->capacity_interval_s = (unsigned)v;
+    if (r >= 0)
+        r = load_metrics(o, path, cfg, err);
     if (r >= 0 && (r = mu_json_get_str(o, "orphan_policy", false, 16, &s, err)) == 0) {
         if (strcmp(s, "remove") != 0 && strcmp(s, "quarantine") != 0)
             r = mu_err_setf(err, MU_EINVAL, "orphan_policy",
@@ -174,6 +240,7 @@ int mu_config_load(int argc, char **argv, struct mu_config *cfg, struct mu_err *
     cfg->orphan_policy = mu_xstrdup("remove");
     cfg->recount_interval_s = 600;
     cfg->report_interval_s = 10;
+    cfg->capacity_interval_s = 5;
 
     enum { O_CONFIG = 256, O_DATA, O_LISTEN, O_POLICIES, O_LOG, O_THREADS, O_PORTFILE, O_VER };
     static const struct option opts[] = {
@@ -255,5 +322,9 @@ void mu_config_clear(struct mu_config *cfg)
     for (char **p = cfg->server_names; p && *p; p++)
         free(*p);
     free(cfg->server_names);
+    for (char **p = cfg->metrics_allow; p && *p; p++)
+        free(*p);
+    free(cfg->metrics_allow);
+    free(cfg->metrics_tenants);
     memset(cfg, 0, sizeof *cfg);
 }

@@ -4,6 +4,7 @@
 #define MU_CONFIG_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "mutualis/err.h"
 
@@ -28,6 +29,11 @@ struct mu_config {
     char *orphan_policy;           /* "remove" or "quarantine" */
     unsigned recount_interval_s;   /* usage counters checked against the VMs (600) */
     unsigned report_interval_s;    /* the agents' report interval: 3 missed → down (10) */
+    unsigned capacity_interval_s;  /* how often the N+1 inputs are checked for changes (5) */
+    char **metrics_allow;          /* addresses that read /metrics without a token, NULL-ended
+                                      (NULL: token only) */
+    int64_t *metrics_tenants;      /* tenants with per-tenant series in /metrics (none) */
+    size_t n_metrics_tenants;
 };
 
 /* Fills cfg. Returns 0, 1 if --help/--version was printed (exit 0), or MU_EINVAL with a

@@ -294,6 +294,13 @@ int main(int argc, char **argv)
     health = mu_health_start(&hopts, &err);
     if (!health)
         goto fail;
+    /* Capacity: the N+1 verdict recomputed in the background; who reads /metrics. */
+    app.metrics_allow = cfg.metrics_allow;
+    app.metrics_tenants = cfg.metrics_tenants;
+    app.n_metrics_tenants = cfg.n_metrics_tenants;
+    app.capmon = mu_capmon_start(&app, (int64_t)cfg.capacity_interval_s * 1000, &err);
+    if (!app.capmon)
+        goto fail;
 
     struct mu_server_opts sopts = {.listen_host = cfg.listen_host,
                                    .port = cfg.port,
@@ -338,6 +345,8 @@ int main(int argc, char **argv)
     }
     mu_server_stop(srv); /* deferred agent answers complete first: the writer still runs */
     srv = NULL;
+    mu_capmon_stop(app.capmon);
+    app.capmon = NULL;
     mu_health_stop(health);
     health = NULL;
     mu_ingest_stop(app.ingest);
@@ -351,6 +360,7 @@ fail:
     mu_log_error("mutualisd cannot start detail=\"%s\"", err.detail);
 out:
     mu_server_stop(srv);
+    mu_capmon_stop(app.capmon);
     mu_health_stop(health);
     mu_ingest_stop(app.ingest);
     mu_ops_stop(app.ops);

@@ -8,7 +8,7 @@ BUILD_PKGS=(build-essential cmake pkg-config clang-format
     libmicrohttpd-dev libgnutls28-dev libxml2-dev libargon2-dev libcmocka-dev)
 RUN_PKGS=(gnutls-bin sqlite3 curl ca-certificates openssh-server openssh-client genisoimage
     libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils)
-TEST_PKGS=(python3 nginx-light wrk procps iproute2 jq)
+TEST_PKGS=(python3 nginx-light wrk procps iproute2 jq prometheus) # prometheus: promtool
 
 want=("${BUILD_PKGS[@]}" "${RUN_PKGS[@]}")
 case "${1:-all}" in

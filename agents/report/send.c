@@ -13,7 +13,7 @@
 struct mu_sender {
     CURL *curl;
     struct curl_slist *headers;
-    char *url;
+    char *url, *renew_url;
     char errbuf[CURL_ERROR_SIZE];
     /* The answer being read: bounded. */
     char *answer;
@@ -88,6 +88,7 @@ struct mu_sender *mu_sender_new(const struct mu_sender_opts *o, struct mu_err *e
     while (n > 8 && u[n - 1] == '/')
         n--;
     s->url = mu_xasprintf("%.*s%s", (int)n, u, MU_SEND_PATH);
+    s->renew_url = mu_xasprintf("%.*s%s", (int)n, u, MU_SEND_RENEW_PATH);
     s->answer = mu_xmalloc(MU_SEND_MAX_ANSWER + 1);
     s->curl = curl_easy_init();
     if (!s->curl) {
@@ -121,6 +122,7 @@ void mu_sender_free(struct mu_sender *s)
     curl_slist_free_all(s->headers);
     free(s->answer);
     free(s->url);
+    free(s->renew_url);
     free(s);
     curl_global_cleanup();
 }
@@ -146,29 +148,45 @@ static void answer_detail(const char *body, size_t len, char *out, size_t outlen
         out[--n] = '\0';
 }
 
-int mu_sender_post(struct mu_sender *s, const char *body, size_t len, struct mu_send_answer *ret,
-                   struct mu_err *err)
+/* One POST of body to url; the answer is in s->answer (NUL-terminated) and *ret_status.
+ * 0, MU_EINVAL (answer too big) or MU_EUNAVAIL (no answer), err set. */
+static int post(struct mu_sender *s, const char *url, const char *body, size_t len,
+                long *ret_status, struct mu_err *err)
 {
-    struct mu_send_answer a = {0};
+    long status = 0;
     s->answer_len = 0;
     s->answer_too_big = false;
     s->errbuf[0] = '\0';
-    CURLcode rc = curl_easy_setopt(s->curl, CURLOPT_POSTFIELDS, body);
+    CURLcode rc = curl_easy_setopt(s->curl, CURLOPT_URL, url);
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(s->curl, CURLOPT_POSTFIELDS, body);
     if (rc == CURLE_OK)
         rc = curl_easy_setopt(s->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
     if (rc == CURLE_OK)
         rc = curl_easy_perform(s->curl);
-    curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &a.status);
+    curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_setopt(s->curl, CURLOPT_POSTFIELDS, NULL);
+    *ret_status = status;
+    s->answer[s->answer_len] = '\0';
     if (rc != CURLE_OK) {
-        *ret = a;
         if (s->answer_too_big)
             return mu_err_set(err, MU_EINVAL, "the controller's answer is larger than %d bytes",
                               MU_SEND_MAX_ANSWER);
         return mu_err_set(err, MU_EUNAVAIL, "%s: %s", curl_easy_strerror(rc),
                           s->errbuf[0] ? s->errbuf : "no detail");
     }
-    s->answer[s->answer_len] = '\0';
+    return 0;
+}
+
+int mu_sender_post(struct mu_sender *s, const char *body, size_t len, struct mu_send_answer *ret,
+                   struct mu_err *err)
+{
+    struct mu_send_answer a = {0};
+    int prc = post(s, s->url, body, len, &a.status, err);
+    if (prc < 0) {
+        *ret = a;
+        return prc;
+    }
     struct mu_err aerr = {0};
     if (mu_report_ack_parse(s->answer, s->answer_len, a.epoch, &a.acked_seq, &aerr) == 0) {
         *ret = a;
@@ -178,4 +196,42 @@ int mu_sender_post(struct mu_sender *s, const char *body, size_t len, struct mu_
     *ret = a;
     return mu_err_set(err, MU_EINVAL, "the controller answered %ld without an acknowledgement: %s",
                       a.status, a.detail[0] ? a.detail : aerr.detail);
+}
+
+void mu_renew_answer_clear(struct mu_renew_answer *a)
+{
+    if (!a)
+        return;
+    free(a->cert_pem);
+    memset(a, 0, sizeof *a);
+}
+
+int mu_sender_renew(struct mu_sender *s, const char *csr_pem, struct mu_renew_answer *ret,
+                    struct mu_err *err)
+{
+    struct mu_renew_answer a = {0};
+    cJSON *req = mu_json_obj();
+    mu_json_add_str(req, "csr", csr_pem);
+    char *body = mu_json_print(req);
+    cJSON_Delete(req);
+    int rc = post(s, s->renew_url, body, strlen(body), &a.status, err);
+    free(body);
+    if (rc < 0) {
+        *ret = a;
+        return rc;
+    }
+    struct mu_err perr = {0};
+    cJSON *root = a.status == 200 ? mu_json_parse(s->answer, s->answer_len, "answer", &perr) : NULL;
+    const char *cert = NULL;
+    if (root && mu_json_get_str(root, "certificate", true, MU_SEND_MAX_ANSWER, &cert, &perr) == 0)
+        a.cert_pem = mu_xstrdup(cert);
+    cJSON_Delete(root);
+    if (a.cert_pem) {
+        *ret = a;
+        return 0;
+    }
+    answer_detail(s->answer, s->answer_len, a.detail, sizeof a.detail);
+    *ret = a;
+    return mu_err_set(err, MU_EINVAL, "the controller answered %ld without a certificate: %s",
+                      a.status, a.detail[0] ? a.detail : perr.detail);
 }

@@ -15,6 +15,7 @@
 #include "mutualis/report.h"
 
 #define MU_SEND_PATH            "/v1/agent/reports"
+#define MU_SEND_RENEW_PATH      "/v1/agent/renew"
 #define MU_SEND_MAX_ANSWER      65536
 #define MU_SEND_CONNECT_TIMEOUT 10 /* seconds */
 #define MU_SEND_TIMEOUT         30 /* seconds, a whole request */
@@ -44,5 +45,22 @@ struct mu_send_answer {
  *   MU_EINVAL    an answer without a valid acknowledgement (ret->status, ret->detail). */
 int mu_sender_post(struct mu_sender *s, const char *body, size_t len, struct mu_send_answer *ret,
                    struct mu_err *err);
+
+/* What the controller answered to a renewal. */
+struct mu_renew_answer {
+    long status;      /* HTTP status, 0 if none */
+    char *cert_pem;   /* the new certificate (owned; mu_renew_answer_clear) */
+    char detail[256]; /* a refusal's problem+json detail */
+};
+void mu_renew_answer_clear(struct mu_renew_answer *a);
+
+/* POSTs {"csr": csr_pem} to MU_SEND_RENEW_PATH on the sender's connection (the current
+ * client certificate authenticates it). Returns
+ *   0            a certificate came back (ret->cert_pem, not yet checked: certs.h),
+ *   MU_EUNAVAIL  no answer (err says why),
+ *   MU_EINVAL    a refusal or an answer without a certificate (ret->status, ret->detail).
+ * Reports go on to MU_SEND_PATH afterwards, on the same connection. */
+int mu_sender_renew(struct mu_sender *s, const char *csr_pem, struct mu_renew_answer *ret,
+                    struct mu_err *err);
 
 #endif

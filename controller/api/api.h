@@ -35,6 +35,12 @@ struct mu_app {
     struct mu_sched_policy *placement; /* guarded by policy_lock */
     struct mu_quota_policy *quotas;    /* guarded by policy_lock */
     struct mu_ingest *ingest;          /* the report writer (NULL: agent reports refused) */
+    /* GET /v1/capacity and /metrics (set before the server starts, read-only after). */
+    struct mu_capmon *capmon; /* the background N+1 check (NULL: computed per request) */
+    char **metrics_allow;     /* addresses that read /metrics without a token (NULL-ended,
+                                 may be NULL: token only) */
+    int64_t *metrics_tenants; /* tenants with per-tenant series in /metrics */
+    size_t n_metrics_tenants;
 };
 
 #define MU_MAX_PATH_PARAMS 4
@@ -135,15 +141,18 @@ void mu_resp_clear(struct mu_resp *resp);
 typedef int (*mu_handler_fn)(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
 
 enum mu_route_flags {
-    MU_ROUTE_PUBLIC = 1 << 0,   /* no authentication (health, openapi) */
-    MU_ROUTE_BIG_BODY = 1 << 1, /* body cap is import_body_max */
-    MU_ROUTE_RAW = 1 << 2,      /* handler answers non-JSON (metrics) */
-    MU_ROUTE_STREAM = 1 << 3,   /* body streamed to a file (up to upload_max); the caller is
-                                   authenticated and authorized before the body is read */
-    MU_ROUTE_AGENT = 1 << 4,    /* node agents only: a client certificate signed by the CA, not
-                                   expired or revoked, checked from the headers before the body
-                                   is read (401 otherwise); no bearer token, no RBAC; body cap
-                                   MU_REPORT_MAX_BYTES; the answer may be deferred */
+    MU_ROUTE_PUBLIC = 1 << 0,     /* no authentication (health, openapi) */
+    MU_ROUTE_BIG_BODY = 1 << 1,   /* body cap is import_body_max */
+    MU_ROUTE_RAW = 1 << 2,        /* handler answers non-JSON (metrics) */
+    MU_ROUTE_STREAM = 1 << 3,     /* body streamed to a file (up to upload_max); the caller is
+                                     authenticated and authorized before the body is read */
+    MU_ROUTE_AGENT = 1 << 4,      /* node agents only: a client certificate signed by the CA, not
+                                     expired or revoked, checked from the headers before the body
+                                     is read (401 otherwise); no bearer token, no RBAC; body cap
+                                     MU_REPORT_MAX_BYTES; the answer may be deferred */
+    MU_ROUTE_ADDR_ALLOW = 1 << 5, /* a request without credentials from an address listed in
+                                     app->metrics_allow needs no token (Prometheus scrapers);
+                                     presented credentials are always checked */
 };
 
 struct mu_route {
@@ -207,6 +216,16 @@ int mu_problem_status(int code);
 /* The OpenAPI 3.1 document generated from mu_routes (caller frees). */
 cJSON *mu_openapi_build(void);
 cJSON *mu_openapi_build_from(const struct mu_route *table, size_t n);
+
+/* ---- capacity monitor (h_capacity.c) -------------------------------------------- */
+/* A thread that recomputes the N+1 verdict whenever the nodes' states, capacities or
+ * allocation counters (or the placement policy) change, polled every interval_ms, and
+ * keeps the last verdict for GET /v1/capacity. It reads app->store and app->placement
+ * (under policy_lock). NULL with err set if the thread cannot start. */
+struct mu_capmon;
+struct mu_capmon *mu_capmon_start(struct mu_app *app, int64_t interval_ms, struct mu_err *err);
+/* Stops and joins the thread. NULL is accepted. */
+void mu_capmon_stop(struct mu_capmon *m);
 
 /* ---- server ---------------------------------------------------------------------- */
 struct mu_server_opts {

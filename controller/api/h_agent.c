@@ -2,7 +2,13 @@
  * the client certificate before the body was read (MU_ROUTE_AGENT); here the report is
  * parsed strictly, must speak for the certificate's node, and goes to the report writer
  * (fleet/ingest.h). The answer leaves only after the writer's batch was committed and
- * synced: {"epoch": "…", "acked_seq": N}. */
+ * synced: {"epoch": "…", "acked_seq": N}.
+ *
+ * POST /v1/agent/renew: an agent renews its certificate over the same mutual TLS. It sends
+ * {"csr": PEM} for a key it generated itself (the key never leaves the node), naming its
+ * own node; the controller signs a 90-day client certificate, records its serial before
+ * answering, and answers {"certificate": PEM, "ca": PEM, "not_after": RFC 3339}. The
+ * certificate the request came with stays valid until it expires. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,12 +16,15 @@
 
 #include "api/handlers.h"
 #include "fleet/ingest.h"
+#include "fleet/pki.h"
 #include "mutualis/json.h"
 #include "mutualis/log.h"
 #include "mutualis/report.h"
 #include "store/telemetry.h"
 
-#define MU_AGENT_WAIT_MS 10000 /* when the server cannot defer: how long to wait */
+#define MU_AGENT_WAIT_MS   10000 /* when the server cannot defer: how long to wait */
+#define MU_AGENT_CERT_DAYS 90    /* like enrolment's */
+#define MU_AGENT_CSR_MAX   16384
 
 /* An impersonation attempt is worth an audit entry of its own. */
 static void audit_denied(struct mu_req *req, const char *detail)
@@ -115,5 +124,78 @@ int mu_h_agent_report(struct mu_req *req, struct mu_resp *resp, struct mu_err *e
         return err->code ? err->code : MU_EBUSY;
     resp->finish = finish_report;
     resp->finish_arg = t;
+    return MU_OK;
+}
+
+int mu_h_agent_renew(struct mu_req *req, struct mu_resp *resp, struct mu_err *err)
+{
+    static const char *const keys[] = {"csr", NULL};
+    MU_AUTOFREE char *pki = NULL, *cert = NULL, *ca = NULL, *ca_path = NULL, *detail = NULL;
+    char serial[41], actor[80], until[40];
+    int64_t node_id = 0, not_after_ms = 0;
+    const char *csr = NULL;
+    size_t ca_len = 0;
+    int rc;
+
+    if (!req->client_cn[0])
+        return mu_err_set(err, MU_EUNAUTH, "this address needs a client certificate");
+    cJSON *body = mu_req_json(req, err);
+    if (!body)
+        return err->code ? err->code : MU_EINVAL;
+    rc = mu_json_expect_object(body, keys, "request body", err);
+    if (rc == 0)
+        rc = mu_json_get_str(body, "csr", true, MU_AGENT_CSR_MAX, &csr, err);
+    if (rc == 0)
+        rc = mu_pki_csr_check(csr, req->client_cn, err);
+    if (rc == MU_EFORBIDDEN)
+        audit_denied(req, err->detail);
+    if (rc == 0) {
+        rc = mu_store_node_id_by_name(req->app->store, req->client_cn, &node_id, err);
+        if (rc == MU_ENOTFOUND) {
+            mu_err_clear(err);
+            rc = mu_err_setf(err, MU_EFORBIDDEN, "node",
+                             "node %s is not registered with this controller", req->client_cn);
+        }
+    }
+    if (rc == 0) {
+        pki = mu_xasprintf("%s/pki", req->app->data_dir);
+        rc = mu_pki_sign_client(pki, csr, req->client_cn, MU_AGENT_CERT_DAYS, &cert, serial, err);
+    }
+    cJSON_Delete(body);
+    if (rc == 0)
+        rc = mu_pki_cert_not_after(cert, &not_after_ms, err);
+    if (rc < 0)
+        return rc;
+    ca_path = mu_xasprintf("%s/ca.pem", pki);
+    ca = mu_read_file(ca_path, 256 * 1024, &ca_len);
+    if (!ca)
+        return mu_err_set(err, MU_EIO, "the controller's CA certificate cannot be read");
+    /* Recorded (and audited) before it is handed out: a certificate the store does not know
+     * could not be revoked with its node. */
+    mu_format_time(not_after_ms, until, sizeof until);
+    detail = mu_xasprintf("certificate %s issued, valid until %s; renews %s", serial, until,
+                          req->client_serial[0] ? req->client_serial : "?");
+    snprintf(actor, sizeof actor, "node:%s", req->client_cn);
+    struct mu_audit_rec rec = {.actor = actor,
+                               .role = "agent",
+                               .action = "agent.renew",
+                               .outcome = "ok",
+                               .request_id = req->request_id,
+                               .detail = detail};
+    rc = mu_store_node_cert_issue(req->app->store, node_id, serial, not_after_ms, &rec, err);
+    if (rc == MU_ENOTFOUND) {
+        mu_err_clear(err);
+        return mu_err_setf(err, MU_EFORBIDDEN, "node", "node %s was removed from this controller",
+                           req->client_cn);
+    }
+    if (rc < 0)
+        return rc;
+    mu_log_info("agent certificate renewed node=%s serial=%s not_after=%s old_serial=%s",
+                req->client_cn, serial, until, req->client_serial);
+    resp->json = mu_json_obj();
+    mu_json_add_str(resp->json, "certificate", cert);
+    mu_json_add_str(resp->json, "ca", ca);
+    mu_json_add_time(resp->json, "not_after", not_after_ms);
+    mu_json_add_str(resp->json, "serial", serial);
     return MU_OK;
 }

@@ -5,9 +5,11 @@
 #include <string.h>
 
 #include "api/handlers.h"
+#include "fleet/health.h"
 #include "mutualis/json.h"
 #include "mutualis/validate.h"
 #include "store/provision.h"
+#include "store/telemetry.h"
 #include "virt/virt.h"
 
 #define MU_PROBE_TIMEOUT_MS 20000
@@ -46,7 +48,19 @@ static cJSON *node_json(struct mu_req *req, const struct mu_node *n)
     mu_json_add_str(o, "last_error", n->last_error);
     mu_json_add_time(o, "created_at", n->created_ms);
     mu_json_add_time(o, "updated_at", n->updated_ms);
-    (void)req;
+    /* The agent's current certificate (null before its first): the expiry alert's view. */
+    struct mu_node_cert_current cur;
+    struct mu_err err = {0};
+    if (mu_store_node_cert_current(req->app->store, n->id, &cur, &err) == 0) {
+        cJSON *cert = mu_json_obj();
+        mu_json_add_str(cert, "serial", cur.cert.serial);
+        mu_json_add_time(cert, "not_after", cur.cert.not_after_ms);
+        mu_json_add_bool(cert, "expiring",
+                         mu_health_cert_expiring(cur.cert.not_after_ms, mu_now_ms()));
+        cJSON_AddItemToObject(o, "certificate", cert);
+    } else {
+        mu_json_add_null(o, "certificate");
+    }
     return o;
 }
 

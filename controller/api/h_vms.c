@@ -115,68 +115,6 @@ static int load_vm(struct mu_req *req, struct mu_vm *ret, struct mu_err *err)
     return MU_OK;
 }
 
-static enum mu_sched_op_state op_state_of(const char *s)
-{
-    if (strcmp(s, "maintenance") == 0)
-        return MU_SCHED_OP_MAINTENANCE;
-    if (strcmp(s, "draining") == 0)
-        return MU_SCHED_OP_DRAINING;
-    return MU_SCHED_OP_ACTIVE;
-}
-
-static enum mu_sched_health health_of(const char *s)
-{
-    if (strcmp(s, "up") == 0)
-        return MU_SCHED_HEALTH_UP;
-    if (strcmp(s, "down") == 0)
-        return MU_SCHED_HEALTH_DOWN;
-    return MU_SCHED_HEALTH_UNKNOWN;
-}
-
-/* The placement snapshot from the store's node rows and their counters. */
-static struct mu_sched_snapshot *snapshot_build(struct mu_store *st, int64_t group_id,
-                                                struct mu_err *err)
-{
-    struct mu_node *ns = NULL;
-    size_t n = 0;
-    if (mu_store_node_list(st, &ns, &n, err) < 0)
-        return NULL;
-    int64_t *gnodes = NULL;
-    size_t ng = 0;
-    if (group_id > 0 && mu_store_group_nodes(st, group_id, &gnodes, &ng, err) < 0) {
-        mu_nodes_free(ns, n);
-        return NULL;
-    }
-    struct mu_sched_snapshot *snap = mu_sched_snapshot_new(n);
-    for (size_t i = 0; i < n; i++) {
-        struct mu_sched_node *sn = mu_sched_snapshot_add_node(snap, ns[i].id, ns[i].name);
-        sn->op_state = op_state_of(ns[i].op_state);
-        sn->health = health_of(ns[i].health);
-        sn->cpus = ns[i].cpus;
-        sn->mem_mib = ns[i].mem_mib;
-        sn->disk_gib = ns[i].disk_gib;
-        sn->reserved_mem_mib = ns[i].reserved_mem_mib;
-        sn->kvm = ns[i].kvm;
-        sn->alloc_vcpus = ns[i].alloc_vcpus;
-        sn->alloc_ram_mib = ns[i].alloc_ram_mib;
-        sn->alloc_disk_gib = ns[i].alloc_disk_gib;
-        cJSON *labels = ns[i].labels_json ? cJSON_Parse(ns[i].labels_json) : NULL;
-        const cJSON *it;
-        cJSON_ArrayForEach(it, labels)
-        {
-            if (cJSON_IsString(it))
-                mu_sched_node_set_label(sn, it->string, it->valuestring);
-        }
-        cJSON_Delete(labels);
-        for (size_t g = 0; g < ng; g++)
-            if (gnodes[g] == ns[i].id)
-                mu_sched_node_add_group(sn, group_id);
-    }
-    free(gnodes);
-    mu_nodes_free(ns, n);
-    return snap;
-}
-
 /* Required labels: ["site=paris-1", …]. Fills labels (borrowed from body) and the JSON
  * text to store. */
 static int read_labels(const cJSON *body, const char **labels, size_t *ret_n, char **ret_json,
@@ -296,7 +234,7 @@ int mu_h_vm_create(struct mu_req *req, struct mu_resp *resp, struct mu_err *err)
     ar.vm.labels_json = labels_json;
     labels_json = NULL;
 
-    snap = snapshot_build(req->app->store, ar.vm.group_id, err);
+    snap = mu_api_snapshot_build(req->app->store, ar.vm.group_id, false, err);
     if (!snap) {
         r = err->code;
         goto out;

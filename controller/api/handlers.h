@@ -62,6 +62,41 @@ int mu_h_op_get(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
 int mu_h_quota_get(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
 int mu_h_quota_set(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
 int mu_h_agent_report(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
+int mu_h_agent_renew(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
+int mu_h_capacity(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
+int mu_h_metrics(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
+
+/* The placement snapshot from the store's node rows and counters (snapshot.c): nodes
+ * hosting a VM of group_id (> 0) carry that group; with_vms adds each node's VMs (the N+1
+ * check needs them). NULL with err set. */
+struct mu_sched_snapshot *mu_api_snapshot_build(struct mu_store *st, int64_t group_id,
+                                                bool with_vms, struct mu_err *err);
+
+/* What a node's last agent report says it really uses (h_capacity.c). */
+struct mu_cap_used {
+    bool reported;      /* false: no report yet, the figures are meaningless */
+    double cpus_busy;   /* cpu_percent x host CPUs / 100 */
+    double cpu_percent; /* of the whole host */
+    int64_t ram_mib;    /* host memory in use: total - available */
+    int64_t disk_gib;   /* the node's storage pool allocation */
+    int64_t time_ms;    /* when the agent took it */
+};
+
+/* Fills used[i] (zeroed by the caller) for each node of snap from its last agent report;
+ * rows are the node rows (for each node's storage pool name). */
+struct mu_node;
+void mu_capacity_used_fill(struct mu_store *st, const struct mu_sched_snapshot *snap,
+                           const struct mu_node *rows, size_t nrows, struct mu_cap_used *used);
+
+/* The capacity document's pure part (h_capacity.c): "nodes" (each with physical,
+ * allocatable, allocated, free and used per resource, and headroom per flavor), "cluster"
+ * (sums over every node and over the schedulable ones) and "headroom" (per flavor, summed
+ * over the nodes). used has snap->n_nodes entries (NULL: none reported); label
+ * ("key=value", NULL: all) keeps only the nodes carrying it. Caller frees. */
+struct mu_flavor;
+cJSON *mu_capacity_json(const struct mu_sched_snapshot *snap, const struct mu_sched_policy *policy,
+                        const struct mu_flavor *flavors, size_t nflavors,
+                        const struct mu_cap_used *used, const char *label);
 
 /* Shared by handlers: a list answer {"items": items, "next_after": last id or null}. */
 cJSON *mu_h_list_answer(cJSON *items, size_t n, int limit, int64_t last_id);

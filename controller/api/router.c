@@ -368,6 +368,18 @@ void mu_router_count_refusal(struct mu_app *app, const char *addr)
         mu_router_flush_refusals(app);
 }
 
+/* A request without credentials from an address the configuration trusts (metrics_allow):
+ * compared as text, as the server formats peers ("127.0.0.1", "::1"). */
+static bool addr_allowed(const struct mu_req *req)
+{
+    if (!req->app->metrics_allow || !req->remote_addr[0] || mu_req_header(req, "Authorization"))
+        return false;
+    for (char **a = req->app->metrics_allow; *a; a++)
+        if (strcmp(*a, req->remote_addr) == 0)
+            return true;
+    return false;
+}
+
 bool mu_router_authorize(struct mu_req *req, struct mu_resp *resp)
 {
     struct mu_err err = {0};
@@ -385,6 +397,8 @@ bool mu_router_authorize(struct mu_req *req, struct mu_resp *resp)
         resp_problem(resp, 401, &err, req->request_id);
         return false;
     }
+    if ((route->flags & MU_ROUTE_ADDR_ALLOW) && addr_allowed(req))
+        return true;
     if (!(route->flags & MU_ROUTE_PUBLIC)) {
         const char *authz = mu_req_header(req, "Authorization");
         int r = mu_authn_bearer(req->app->authn, authz, &req->principal, &err);

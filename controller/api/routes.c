@@ -96,6 +96,16 @@ const struct mu_route mu_routes[] = {
 
     {"POST", "/v1/agent/reports", "agent.report", mu_h_agent_report, MU_ROUTE_AGENT,
      "A node agent's report (client certificate only; answered after it is synced)", "agents"},
+    {"POST", "/v1/agent/renew", "agent.renew", mu_h_agent_renew, MU_ROUTE_AGENT,
+     "A node agent renews its certificate: a CSR for a new key in, a 90-day certificate out",
+     "agents"},
+
+    {"GET", "/v1/capacity", "capacity.read", mu_h_capacity, 0,
+     "Capacity per node and cluster (physical, allocatable, allocated, used), headroom per "
+     "flavor, the N+1 verdict, tenants' allocation (?label=key=value)",
+     "capacity"},
+    {"GET", "/metrics", "metrics.read", mu_h_metrics, MU_ROUTE_RAW | MU_ROUTE_ADDR_ALLOW,
+     "Prometheus metrics (text format 0.0.4; token, or an address of metrics_allow)", "capacity"},
 
     {"GET", "/v1/audit", "audit.read", mu_h_audit_list, 0, "Audit trail", "audit"},
     {"POST", "/v1/audit/verify", "audit.verify", mu_h_audit_verify, 0,

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "api/metrics.h"
 #include "mutualis/json.h"
 #include "mutualis/log.h"
 #include "mutualis/report.h"
@@ -760,6 +761,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                     ctx->method, path, ctx->status, ms, ctx->bytes, ctx->request_id,
                     ctx->user[0] ? ctx->user : "-",
                     toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " incomplete=1");
+        mu_metrics_request_done(ctx->route, ctx->method, ctx->status, ms / 1e3);
     }
     ctx_free(ctx);
     *con_cls = NULL;

@@ -10,8 +10,9 @@
 #include <string.h>
 #include <strings.h>
 
-#define BEARER_SCHEME "Bearer "
-#define MAP_MIN_CAP   64
+#define BEARER_SCHEME     "Bearer "
+#define MAP_MIN_CAP       64
+#define AUTHN_CACHE_SLOTS 1024
 
 struct mu_authn {
     struct mu_store *st;
@@ -23,7 +24,49 @@ struct mu_authn {
     size_t cap; /* power of two */
     size_t n;
     int64_t last_flush; /* monotonic ms of the last write, INT64_MIN: never */
+    /* Successful lookups, valid while the store's auth generation has not moved (any change
+     * to a user or token moves it) and the token has not expired. Direct-mapped by hash. */
+    pthread_mutex_t cache_lock;
+    struct cache_entry {
+        char hash[65];
+        uint64_t gen;
+        int64_t expires_ms;
+        struct mu_principal p;
+    } cache[AUTHN_CACHE_SLOTS];
 };
+
+static size_t cache_slot(const char *hash)
+{
+    size_t h = 0;
+    for (int i = 0; i < 8; i++)
+        h = h * 16 + (size_t)(hash[i] <= '9' ? hash[i] - '0' : hash[i] - 'a' + 10);
+    return h % AUTHN_CACHE_SLOTS;
+}
+
+static bool cache_get(struct mu_authn *a, const char *hash, uint64_t gen, int64_t now,
+                      struct mu_principal *ret)
+{
+    struct cache_entry *e = &a->cache[cache_slot(hash)];
+    pthread_mutex_lock(&a->cache_lock);
+    bool hit =
+        e->gen == gen && strcmp(e->hash, hash) == 0 && (e->expires_ms == 0 || now < e->expires_ms);
+    if (hit)
+        *ret = e->p;
+    pthread_mutex_unlock(&a->cache_lock);
+    return hit;
+}
+
+static void cache_put(struct mu_authn *a, const char *hash, uint64_t gen, int64_t expires_ms,
+                      const struct mu_principal *p)
+{
+    struct cache_entry *e = &a->cache[cache_slot(hash)];
+    pthread_mutex_lock(&a->cache_lock);
+    memcpy(e->hash, hash, sizeof e->hash);
+    e->gen = gen;
+    e->expires_ms = expires_ms;
+    e->p = *p;
+    pthread_mutex_unlock(&a->cache_lock);
+}
 
 struct mu_authn *mu_authn_new(struct mu_store *st)
 {
@@ -31,6 +74,7 @@ struct mu_authn *mu_authn_new(struct mu_store *st)
     a->st = st;
     pthread_mutex_init(&a->lock, NULL);
     pthread_mutex_init(&a->flush_lock, NULL);
+    pthread_mutex_init(&a->cache_lock, NULL);
     a->cap = MAP_MIN_CAP;
     a->ids = mu_xcalloc(a->cap, sizeof *a->ids);
     a->ms = mu_xcalloc(a->cap, sizeof *a->ms);
@@ -45,6 +89,7 @@ void mu_authn_free(struct mu_authn *a)
         return;
     pthread_mutex_destroy(&a->lock);
     pthread_mutex_destroy(&a->flush_lock);
+    pthread_mutex_destroy(&a->cache_lock);
     free(a->ids);
     free(a->ms);
     free(a);
@@ -119,10 +164,18 @@ int mu_authn_bearer(struct mu_authn *a, const char *header, struct mu_principal 
 
     char hash[65];
     mu_auth_token_hash(secret, hash);
+    int64_t now = mu_now_ms();
+    /* Read the generation before the rows: an entry is never newer than its generation. */
+    uint64_t gen = mu_store_auth_generation(a->st);
+    if (cache_get(a, hash, gen, now, ret)) {
+        pthread_mutex_lock(&a->lock);
+        map_put(a, ret->token_id, now);
+        pthread_mutex_unlock(&a->lock);
+        return 0;
+    }
     struct mu_token t = {0};
     struct mu_user u = {0};
     struct mu_err e = {0};
-    int64_t now = mu_now_ms();
     int rc = mu_store_token_get_by_hash(a->st, hash, &t, &e);
     if (rc == MU_ENOTFOUND)
         return unauth(err, "no such token");
@@ -160,6 +213,7 @@ int mu_authn_bearer(struct mu_authn *a, const char *header, struct mu_principal 
     snprintf(ret->role, sizeof ret->role, "%s", u.role ? u.role : "");
     ret->tenant_id = u.tenant_id;
     ret->token_id = t.id;
+    cache_put(a, hash, gen, t.expires_ms, ret);
 
     pthread_mutex_lock(&a->lock);
     map_put(a, t.id, now);

@@ -16,6 +16,7 @@
 #define DEFAULT_INTERVAL_MS 10000
 #define DEFAULT_MISSED      3
 #define DEFAULT_PRUNE_MS    300000
+#define DAY_MS              ((int64_t)86400 * 1000)
 
 struct mu_health {
     struct mu_store *store;
@@ -27,6 +28,10 @@ struct mu_health {
     pthread_mutex_t mu;
     pthread_cond_t cond;
     bool stopping;
+    /* Serials whose alert is known to be in the audit trail (fired now or before): the
+     * store is asked once per certificate, not at every pass. Guarded by mu. */
+    char (*alerted)[MU_TELEMETRY_SERIAL_MAX];
+    size_t nalerted, alerted_cap;
 };
 
 static struct mu_audit_rec health_rec(void)
@@ -99,6 +104,84 @@ int mu_health_check(struct mu_health *h, int64_t now_ms, struct mu_err *err)
     return down;
 }
 
+int64_t mu_health_cert_days_left(int64_t not_after_ms, int64_t now_ms)
+{
+    int64_t left = not_after_ms - now_ms;
+    /* Floor division: 1 ms past the expiry is day -1, not day 0. */
+    return left >= 0 ? left / DAY_MS : -((-left + DAY_MS - 1) / DAY_MS);
+}
+
+bool mu_health_cert_expiring(int64_t not_after_ms, int64_t now_ms)
+{
+    return not_after_ms - now_ms <= (int64_t)MU_CERT_ALERT_DAYS * DAY_MS;
+}
+
+static bool alerted(const struct mu_health *h, const char *serial)
+{
+    for (size_t i = 0; i < h->nalerted; i++)
+        if (strcmp(h->alerted[i], serial) == 0)
+            return true;
+    return false;
+}
+
+static void alerted_add(struct mu_health *h, const char *serial)
+{
+    if (h->nalerted == h->alerted_cap) {
+        h->alerted_cap = h->alerted_cap ? h->alerted_cap * 2 : 16;
+        h->alerted = mu_xrealloc(h->alerted, h->alerted_cap * sizeof *h->alerted);
+    }
+    snprintf(h->alerted[h->nalerted++], MU_TELEMETRY_SERIAL_MAX, "%s", serial);
+}
+
+int mu_health_check_certs(struct mu_health *h, int64_t now_ms, struct mu_err *err)
+{
+    struct mu_node_cert_current *cs = NULL;
+    size_t n = 0;
+    int fired_n = 0;
+    int rc = mu_store_node_certs_expiring(
+        h->store, now_ms + (int64_t)MU_CERT_ALERT_DAYS * DAY_MS + 1, &cs, &n, err);
+
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&h->mu); /* the alerted set: the thread's, and a test's */
+    for (size_t i = 0; i < n; i++) {
+        const struct mu_node_cert *c = &cs[i].cert;
+        if (!mu_health_cert_expiring(c->not_after_ms, now_ms) || alerted(h, c->serial))
+            continue;
+        int64_t days = mu_health_cert_days_left(c->not_after_ms, now_ms);
+        char until[40], detail[160];
+        mu_format_time(c->not_after_ms, until, sizeof until);
+        if (days >= 0)
+            snprintf(detail, sizeof detail, "certificate %s expires in %" PRId64 " days (%s)",
+                     c->serial, days, until);
+        else
+            snprintf(detail, sizeof detail, "certificate %s expired %" PRId64 " days ago (%s)",
+                     c->serial, -days, until);
+        struct mu_audit_rec rec = {.actor = "alerts",
+                                   .role = "",
+                                   .action = "alert.fire",
+                                   .outcome = "ok",
+                                   .request_id = "",
+                                   .detail = detail};
+        bool fired = false;
+        struct mu_err e = {0};
+        if (mu_store_node_cert_alert(h->store, c, detail, &rec, &fired, &e) < 0) {
+            mu_log_warn("cannot record a certificate alert node=%s serial=%s error=\"%s\"",
+                        cs[i].node, c->serial, e.detail);
+            continue;
+        }
+        alerted_add(h, c->serial);
+        if (!fired)
+            continue;
+        fired_n++;
+        mu_log_warn("alert certificate-expiring node=%s serial=%s not_after=%s days_left=%" PRId64,
+                    cs[i].node, c->serial, until, days);
+    }
+    pthread_mutex_unlock(&h->mu);
+    free(cs);
+    return fired_n;
+}
+
 /* Right after a start nothing is known of any agent's node. */
 static void mark_unknown(struct mu_health *h)
 {
@@ -126,6 +209,7 @@ static void *health_main(void *arg)
     struct mu_health *h = arg;
     int64_t period = h->interval_ms / 4;
     int64_t next_prune = mu_mono_ms() + (h->prune_every_ms > 0 ? h->prune_every_ms : 0);
+    int64_t next_certs = mu_mono_ms() + h->interval_ms; /* once per interval */
 
     if (period < 50)
         period = 50;
@@ -145,6 +229,12 @@ static void *health_main(void *arg)
         struct mu_err err = {0};
         if (mu_health_check(h, mu_now_ms(), &err) < 0)
             mu_log_warn("health check failed error=\"%s\"", err.detail);
+        if (mu_mono_ms() >= next_certs) {
+            struct mu_err e = {0};
+            if (mu_health_check_certs(h, mu_now_ms(), &e) < 0)
+                mu_log_warn("certificate check failed error=\"%s\"", e.detail);
+            next_certs = mu_mono_ms() + h->interval_ms;
+        }
         if (h->prune_every_ms > 0 && mu_mono_ms() >= next_prune) {
             int64_t deleted = 0;
             struct mu_err e = {0};
@@ -201,5 +291,6 @@ void mu_health_stop(struct mu_health *h)
     pthread_join(h->thread, NULL);
     pthread_cond_destroy(&h->cond);
     pthread_mutex_destroy(&h->mu);
+    free(h->alerted);
     free(h);
 }

@@ -7,10 +7,17 @@
  * field of its own: the operator's maintenance or drain is never touched, and nothing is
  * evacuated.
  *
- * The same thread prunes telemetry past its retention (mu_store_telemetry_prune). */
+ * The same thread prunes telemetry past its retention (mu_store_telemetry_prune), and once
+ * per interval looks for node certificates close to expiry: each node's current
+ * certificate (mu_store_node_cert_current) within MU_CERT_ALERT_DAYS of its expiry fires
+ * one alert, once per certificate across restarts: a warn log line "alert
+ * certificate-expiring node=… serial=… not_after=… days_left=…" and an audit entry (actor
+ * "alerts", action "alert.fire", target "node/N", detail "certificate SERIAL expires in N
+ * days"). A renewed node's superseded certificate alerts no more. */
 #ifndef MU_FLEET_HEALTH_H
 #define MU_FLEET_HEALTH_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "mutualis/err.h"
@@ -32,5 +39,17 @@ void mu_health_stop(struct mu_health *h); /* NULL is accepted */
 /* One pass at now_ms (the thread's, exposed for tests): returns how many nodes went down,
  * or a negative code with err set. */
 int mu_health_check(struct mu_health *h, int64_t now_ms, struct mu_err *err);
+
+/* The certificate pass at now_ms (the thread's, exposed for tests): returns how many alerts
+ * fired now, or a negative code with err set. */
+int mu_health_check_certs(struct mu_health *h, int64_t now_ms, struct mu_err *err);
+
+#define MU_CERT_ALERT_DAYS 14
+
+/* Whole days left until not_after_ms (rounded down; negative once expired). */
+int64_t mu_health_cert_days_left(int64_t not_after_ms, int64_t now_ms);
+/* Whether a certificate expiring at not_after_ms is within MU_CERT_ALERT_DAYS at now_ms
+ * (an expired one is too). */
+bool mu_health_cert_expiring(int64_t not_after_ms, int64_t now_ms);
 
 #endif

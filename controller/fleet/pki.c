@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "mutualis/util.h"
+#include "mutualis/validate.h"
 
 #define PKI_FILE_MAX        (256 * 1024)
 #define PKI_DAY_S           ((time_t)86400)
@@ -570,6 +571,64 @@ static int csr_check_key(gnutls_x509_crq_t crq, struct mu_err *err)
     return mu_err_setf(err, MU_EINVAL, "csr",
                        "the certificate request key must be ECDSA, Ed25519 or RSA of at least "
                        "2048 bits");
+}
+
+/* The 0 / MU_EFORBIDDEN / MU_EINVAL of mu_pki_csr_check on an imported request. */
+static int csr_check_names(gnutls_x509_crq_t crq, const char *cn, struct mu_err *err)
+{
+    char buf[256];
+    size_t size = sizeof buf;
+    if (gnutls_x509_crq_get_dn_by_oid(crq, GNUTLS_OID_X520_COMMON_NAME, 0, 0, buf, &size) < 0)
+        return mu_err_setf(err, MU_EINVAL, "csr", "the certificate request has no common name");
+    char extra[256];
+    size_t extra_size = sizeof extra;
+    if (gnutls_x509_crq_get_dn_by_oid(crq, GNUTLS_OID_X520_COMMON_NAME, 1, 0, extra, &extra_size) !=
+        GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
+        return mu_err_setf(err, MU_EINVAL, "csr",
+                           "the certificate request has more than one common name");
+    if (size != strlen(cn) || memcmp(buf, cn, size) != 0 || memchr(buf, '\0', size))
+        return mu_err_setf(err, MU_EFORBIDDEN, "csr",
+                           "the certificate request names \"%.100s\", but this certificate is "
+                           "node %.100s's",
+                           mu_utf8_valid(buf, strnlen(buf, size)) ? buf : "?", cn);
+    return MU_OK;
+}
+
+int mu_pki_csr_check(const char *csr_pem, const char *cn, struct mu_err *err)
+{
+    gnutls_x509_crq_t crq = NULL;
+    int r;
+    if (!cn || !*cn)
+        return mu_err_setf(err, MU_EINVAL, "cn", "a client certificate needs a common name");
+    if (!csr_pem || !*csr_pem || gnutls_x509_crq_init(&crq) < 0)
+        return mu_err_setf(err, MU_EINVAL, "csr", "no certificate request");
+    gnutls_datum_t d = {(unsigned char *)csr_pem, (unsigned)strlen(csr_pem)};
+    if (gnutls_x509_crq_import(crq, &d, GNUTLS_X509_FMT_PEM) < 0)
+        r = mu_err_setf(err, MU_EINVAL, "csr", "the certificate request is not a PEM CSR");
+    else if (gnutls_x509_crq_verify(crq, 0) < 0)
+        r = mu_err_setf(err, MU_EINVAL, "csr",
+                        "the certificate request's signature does not verify");
+    else if ((r = csr_check_key(crq, err)) == MU_OK)
+        r = csr_check_names(crq, cn, err);
+    gnutls_x509_crq_deinit(crq);
+    return r;
+}
+
+int mu_pki_cert_not_after(const char *cert_pem, int64_t *ret_ms, struct mu_err *err)
+{
+    gnutls_x509_crt_t crt = NULL;
+    int r = MU_OK;
+    if (!cert_pem || gnutls_x509_crt_init(&crt) < 0)
+        return mu_err_set(err, MU_EINVAL, "no certificate");
+    gnutls_datum_t d = {(unsigned char *)cert_pem, (unsigned)strlen(cert_pem)};
+    time_t t = (time_t)-1;
+    if (gnutls_x509_crt_import(crt, &d, GNUTLS_X509_FMT_PEM) < 0 ||
+        (t = gnutls_x509_crt_get_expiration_time(crt)) == (time_t)-1)
+        r = mu_err_set(err, MU_EINVAL, "the certificate is not a PEM X.509 certificate");
+    gnutls_x509_crt_deinit(crt);
+    if (r == MU_OK)
+        *ret_ms = (int64_t)t * 1000;
+    return r;
 }
 
 int mu_pki_sign_client(const char *dir, const char *csr_pem, const char *cn, unsigned days,

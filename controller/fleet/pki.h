@@ -31,4 +31,13 @@ int mu_pki_ensure(const char *dir, const char *const *names, struct mu_pki_files
 int mu_pki_sign_client(const char *dir, const char *csr_pem, const char *cn, unsigned days,
                        char **ret_cert_pem, char ret_serial[41], struct mu_err *err);
 
+/* Checks a PEM certificate request before it is signed for node cn: 0 if it parses, its
+ * signature verifies, its key is acceptable and its one subject CN equals cn;
+ * MU_EFORBIDDEN (err names both) if it names another node; MU_EINVAL (err says why) for
+ * anything malformed. Needs no CA: pure, for handlers to tell the two refusals apart. */
+int mu_pki_csr_check(const char *csr_pem, const char *cn, struct mu_err *err);
+
+/* The expiry of a PEM certificate, in ms since the epoch. MU_EINVAL if it does not parse. */
+int mu_pki_cert_not_after(const char *cert_pem, int64_t *ret_ms, struct mu_err *err);
+
 #endif

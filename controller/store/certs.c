@@ -196,3 +196,176 @@ int mu_store_node_cert_list(struct mu_store *st, int64_t node_id, int limit,
     *ret_n = n;
     return 0;
 }
+
+int mu_store_node_cert_issue(struct mu_store *st, int64_t node_id, const char *serial,
+                             int64_t not_after_ms, const struct mu_audit_rec *audit,
+                             struct mu_err *err)
+{
+    struct st_conn *c;
+    sqlite3_stmt *s;
+    char target[48];
+    int rc;
+
+    if (!serial_valid(serial))
+        return mu_err_set(err, MU_EINVAL, "certificate serial \"%.60s\" is not lower-case hex",
+                          serial ? serial : "");
+    c = st_tx_begin(st, err);
+    if (!c)
+        return MU_EIO;
+    /* The node may have been deleted while the certificate was signed: a certificate
+     * recorded for no node would never be revoked. */
+    s = st_stmt(c, "SELECT 1 FROM nodes WHERE id = ?1", err);
+    if (!s) {
+        rc = MU_EIO;
+        goto out;
+    }
+    sqlite3_bind_int64(s, 1, node_id);
+    rc = sqlite3_step(s);
+    st_stmt_done(c, s);
+    if (rc == SQLITE_DONE) {
+        rc = mu_err_set(err, MU_ENOTFOUND, "node %" PRId64 " no longer exists", node_id);
+        goto out;
+    }
+    if (rc != SQLITE_ROW) {
+        rc = st_sql_err(c, rc, "checking a node", err);
+        goto out;
+    }
+    rc = st_node_cert_record_tx(c, node_id, serial, not_after_ms, mu_now_ms(), err);
+    if (rc == 0) {
+        snprintf(target, sizeof target, "node/%" PRId64, node_id);
+        rc = st_audit_append_tx(st, audit, 0, target, NULL, err);
+    }
+out:
+    return st_tx_end(st, rc, err);
+}
+
+/* The current certificate of a node: the valid (not revoked) one that expires last. */
+#define CURRENT_CERT_SQL                                                                           \
+    "SELECT c.serial, c.node_id, c.not_after_ms, c.created_ms, c.revoked_ms, n.name "              \
+    "FROM node_certs c JOIN nodes n ON n.id = c.node_id "                                          \
+    "WHERE c.revoked_ms = 0 AND c.serial = (SELECT c2.serial FROM node_certs c2 "                  \
+    "WHERE c2.node_id = c.node_id AND c2.revoked_ms = 0 "                                          \
+    "ORDER BY c2.not_after_ms DESC, c2.serial LIMIT 1) "
+
+static void current_from_row(sqlite3_stmt *s, struct mu_node_cert_current *out)
+{
+    memset(out, 0, sizeof *out);
+    snprintf(out->cert.serial, sizeof out->cert.serial, "%s",
+             (const char *)sqlite3_column_text(s, 0));
+    out->cert.node_id = sqlite3_column_int64(s, 1);
+    out->cert.not_after_ms = sqlite3_column_int64(s, 2);
+    out->cert.created_ms = sqlite3_column_int64(s, 3);
+    out->cert.revoked_ms = sqlite3_column_int64(s, 4);
+    snprintf(out->node, sizeof out->node, "%s", (const char *)sqlite3_column_text(s, 5));
+}
+
+int mu_store_node_cert_current(struct mu_store *st, int64_t node_id,
+                               struct mu_node_cert_current *ret, struct mu_err *err)
+{
+    struct st_conn *c = st_reader(st, err);
+    sqlite3_stmt *s;
+    int rc;
+
+    if (!c)
+        return MU_EIO;
+    s = st_stmt(c, CURRENT_CERT_SQL "AND c.node_id = ?1", err);
+    if (!s)
+        return MU_EIO;
+    sqlite3_bind_int64(s, 1, node_id);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        current_from_row(s, ret);
+        rc = 0;
+    } else if (rc == SQLITE_DONE) {
+        rc = mu_err_set(err, MU_ENOTFOUND, "node %" PRId64 " has no valid certificate", node_id);
+    } else {
+        rc = st_sql_err(c, rc, "reading a node's certificate", err);
+    }
+    st_stmt_done(c, s);
+    return rc;
+}
+
+int mu_store_node_certs_expiring(struct mu_store *st, int64_t before_ms,
+                                 struct mu_node_cert_current **ret, size_t *ret_n,
+                                 struct mu_err *err)
+{
+    struct st_conn *c = st_reader(st, err);
+    struct mu_node_cert_current *out = NULL;
+    size_t n = 0, cap = 0;
+    sqlite3_stmt *s;
+    int rc;
+
+    if (!c)
+        return MU_EIO;
+    s = st_stmt(c, CURRENT_CERT_SQL "AND c.not_after_ms < ?1 ORDER BY c.node_id", err);
+    if (!s)
+        return MU_EIO;
+    sqlite3_bind_int64(s, 1, before_ms);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 8;
+            out = mu_xrealloc(out, cap * sizeof *out);
+        }
+        current_from_row(s, &out[n++]);
+    }
+    rc = rc == SQLITE_DONE ? 0 : st_sql_err(c, rc, "listing expiring certificates", err);
+    st_stmt_done(c, s);
+    if (rc < 0) {
+        free(out);
+        return rc;
+    }
+    *ret = out;
+    *ret_n = n;
+    return 0;
+}
+
+int mu_store_node_cert_alert(struct mu_store *st, const struct mu_node_cert *cert,
+                             const char *detail, const struct mu_audit_rec *audit, bool *ret_fired,
+                             struct mu_err *err)
+{
+    struct st_conn *c;
+    sqlite3_stmt *s;
+    char target[48], prefix[64];
+    bool fired = false;
+    int rc;
+
+    if (!serial_valid(cert->serial) || !audit || !audit->actor || !audit->action)
+        return mu_err_set(err, MU_EINVAL,
+                          "an alert needs a certificate serial and an audit record");
+    snprintf(target, sizeof target, "node/%" PRId64, cert->node_id);
+    snprintf(prefix, sizeof prefix, "certificate %s %%", cert->serial);
+    c = st_tx_begin(st, err);
+    if (!c)
+        return MU_EIO;
+    /* Once per certificate, across restarts: the audit trail remembers what fired (the
+     * actor index keeps this to the few alert entries). */
+    s = st_stmt(c,
+                "SELECT 1 FROM audit WHERE actor = ?1 AND action = ?2 AND target = ?3 "
+                "AND detail LIKE ?4 LIMIT 1",
+                err);
+    if (!s) {
+        rc = MU_EIO;
+        goto out;
+    }
+    st_bind_str(s, 1, audit->actor);
+    st_bind_str(s, 2, audit->action);
+    st_bind_str(s, 3, target);
+    st_bind_str(s, 4, prefix);
+    rc = sqlite3_step(s);
+    st_stmt_done(c, s);
+    if (rc == SQLITE_ROW) {
+        rc = 0;
+        goto out;
+    }
+    if (rc != SQLITE_DONE) {
+        rc = st_sql_err(c, rc, "looking for an earlier alert", err);
+        goto out;
+    }
+    rc = st_audit_append_tx(st, audit, 0, target, detail, err);
+    fired = rc == 0;
+out:
+    rc = st_tx_end(st, rc, err);
+    if (rc == 0 && ret_fired)
+        *ret_fired = fired;
+    return rc;
+}

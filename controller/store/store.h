@@ -226,6 +226,10 @@ int mu_store_token_list(struct mu_store *st, int64_t user_id, int64_t after_id, 
 int mu_store_token_touch_many(struct mu_store *st, const int64_t *ids, const int64_t *ms, size_t n,
                               struct mu_err *err);
 
+/* Moves after every commit that changed a user or a token (insert, update, delete,
+ * revocation): caches of authentication results compare it to know they are still true. */
+uint64_t mu_store_auth_generation(struct mu_store *st);
+
 /* ---- key/value settings (e.g. bootstrap done) ----------------------------------- */
 int mu_store_setting_get(struct mu_store *st, const char *key, char **ret_value,
                          struct mu_err *err); /* MU_ENOTFOUND if absent */

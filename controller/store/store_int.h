@@ -46,7 +46,29 @@ struct mu_store {
     pthread_key_t rkey; /* this thread's reader */
     pthread_mutex_t rmu;
     struct st_conn *readers;
+
+    /* The checkpointer (store.c): the writer runs with wal_autocheckpoint=0, so that no
+     * commit pays for copying the WAL back; a thread of the store does it on its own
+     * connection, every ST_CKPT_PERIOD_MS or sooner when the writer's WAL hook sees the
+     * WAL pass ST_CKPT_WAL_PAGES. Its failures are kept here (debug log only): the next
+     * round tries again. */
+    sqlite3 *ckpt_db;
+    pthread_t ckpt_thread;
+    bool ckpt_started;
+    pthread_mutex_t ckpt_mu;
+    pthread_cond_t ckpt_cond;
+    bool ckpt_stop, ckpt_due;
+    int ckpt_wal_pages; /* the WAL's size in pages after the writer's last commit */
+    int ckpt_last_rc;   /* SQLite code of the last failed checkpoint, 0 if none */
+    int64_t ckpt_runs;  /* checkpoints run, and how many failed */
+    int64_t ckpt_errors;
 };
+
+#define ST_CKPT_PERIOD_MS      250
+#define ST_CKPT_GAP_MS         20    /* at least this between two checkpoints */
+#define ST_CKPT_WAL_PAGES      1000  /* about 4 MB of 4 KiB pages */
+#define ST_CKPT_TRUNCATE_PAGES 16000 /* about 64 MB: truncate the WAL, don't just reuse it */
+#define ST_CKPT_BUSY_MS        20
 
 /* Statement from c's cache (prepared on first use), reset. NULL with err set (MU_EIO) on
  * failure. Give it back with st_stmt_done (which also unbinds). st_stmt takes a string
@@ -173,5 +195,8 @@ int st_node_certs_revoke_tx(struct st_conn *c, int64_t node_id, int64_t now, int
                             struct mu_err *err);
 /* Removes a node's last report, VM samples, history and epochs. */
 int st_node_telemetry_delete_tx(struct st_conn *c, int64_t node_id, struct mu_err *err);
+
+/* A user or token changed (users.c): moves mu_store_auth_generation. */
+void st_auth_changed(void);
 
 #endif

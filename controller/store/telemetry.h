@@ -67,6 +67,35 @@ struct mu_node_cert {
 int mu_store_node_cert_list(struct mu_store *st, int64_t node_id, int limit,
                             struct mu_node_cert **ret, size_t *ret_n, struct mu_err *err);
 
+/* Records a certificate just issued to node_id (an agent's renewal) with its audit entry
+ * (target "node/N" filled here), in one transaction. MU_ENOTFOUND if the node was deleted
+ * meanwhile (nothing recorded: the certificate must not be handed out). */
+int mu_store_node_cert_issue(struct mu_store *st, int64_t node_id, const char *serial,
+                             int64_t not_after_ms, const struct mu_audit_rec *audit,
+                             struct mu_err *err);
+
+/* A node's current certificate: of its certificates not revoked, the one that expires
+ * last (older ones stay valid until they expire, but a renewed node no longer uses them). */
+struct mu_node_cert_current {
+    struct mu_node_cert cert;
+    char node[64]; /* the node's name */
+};
+/* node_id's current certificate, or MU_ENOTFOUND (no certificate, or all revoked). */
+int mu_store_node_cert_current(struct mu_store *st, int64_t node_id,
+                               struct mu_node_cert_current *ret, struct mu_err *err);
+/* The current certificate of every existing node whose expiry is before before_ms, by node
+ * id. Caller frees *ret. */
+int mu_store_node_certs_expiring(struct mu_store *st, int64_t before_ms,
+                                 struct mu_node_cert_current **ret, size_t *ret_n,
+                                 struct mu_err *err);
+/* Fires an alert about cert once: appends audit (target "node/N" and detail filled here
+ * where audit leaves them empty) unless an entry of the same actor and action about this
+ * node already has a detail starting with "certificate <serial> ". detail must start so.
+ * *ret_fired (may be NULL): whether it was appended now. */
+int mu_store_node_cert_alert(struct mu_store *st, const struct mu_node_cert *cert,
+                             const char *detail, const struct mu_audit_rec *audit, bool *ret_fired,
+                             struct mu_err *err);
+
 /* ---- reports ------------------------------------------------------------------------ */
 
 /* The node named name: its id, or MU_ENOTFOUND (err set). Read connection. */

@@ -217,7 +217,9 @@ int mu_store_token_revoke(struct mu_store *st, int64_t id, const struct mu_audit
     rc = st_audit_append_tx(st, audit, tenant, target, owner, err);
 
 out:
-    return st_tx_end(st, rc, err);
+    rc = st_tx_end(st, rc, err);
+    st_auth_changed();
+    return rc;
 }
 
 int mu_store_token_list(struct mu_store *st, int64_t user_id, int64_t after_id, int limit,

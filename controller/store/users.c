@@ -115,6 +115,7 @@ int mu_store_user_insert(struct mu_store *st, const struct mu_user *u,
 
 out:
     rc = st_tx_end(st, rc, err);
+    st_auth_changed();
     if (rc == 0 && ret_id)
         *ret_id = id;
     return rc;
@@ -232,7 +233,9 @@ int mu_store_user_update(struct mu_store *st, const struct mu_user *u,
     rc = st_audit_append_tx(st, audit, u->tenant_id, target, NULL, err);
 
 out:
-    return st_tx_end(st, rc, err);
+    rc = st_tx_end(st, rc, err);
+    st_auth_changed();
+    return rc;
 }
 
 int mu_store_user_delete(struct mu_store *st, int64_t id, const struct mu_audit_rec *audit,
@@ -276,7 +279,9 @@ int mu_store_user_delete(struct mu_store *st, int64_t id, const struct mu_audit_
     rc = st_audit_append_tx(st, audit, tenant, target, NULL, err);
 
 out:
-    return st_tx_end(st, rc, err);
+    rc = st_tx_end(st, rc, err);
+    st_auth_changed();
+    return rc;
 }
 
 int mu_store_user_list(struct mu_store *st, const struct mu_user_filter *f, struct mu_user **ret,
@@ -339,4 +344,21 @@ int64_t mu_store_user_count(struct mu_store *st)
         n = sqlite3_column_int64(s, 0);
     st_stmt_done(c, s);
     return n;
+}
+
+/* Users and tokens change rarely and are read on every request: the authenticator caches
+ * them and drops its cache when this generation moves (after any commit that touched a
+ * user or a token, so a cached entry is never newer than the store). Process-wide: a
+ * change in any store of the process invalidates every cache, which is only conservative. */
+static _Atomic uint64_t auth_generation = 1;
+
+void st_auth_changed(void)
+{
+    auth_generation++;
+}
+
+uint64_t mu_store_auth_generation(struct mu_store *st)
+{
+    (void)st;
+    return auth_generation;
 }

@@ -230,6 +230,9 @@ def body(ctl, res):
         "GET /v1/operations/{id}": lambda t: (f"/v1/operations/{mk_vm(t)[1]}", None, True),
         "POST /v1/agent/reports": lambda t: ("/v1/agent/reports", {"version": 1, "node": "n"},
                                              False),
+        "POST /v1/agent/renew": lambda t: ("/v1/agent/renew", {"csr": "x"}, False),
+        "GET /v1/capacity": lambda t: ("/v1/capacity", None, False),
+        "GET /metrics": lambda t: ("/metrics", None, False),
         "GET /v1/audit": lambda t: ("/v1/audit?limit=5", None, False),
         "POST /v1/audit/verify": lambda t: ("/v1/audit/verify", {}, False),
     }

@@ -207,6 +207,35 @@ static void test_flags(void **state)
     mu_agent_config_clear(&c);
 }
 
+/* renew_before_days: default 30, the file, the flag over the file, 0 (never), bounds. */
+static void test_renew_window(void **state)
+{
+    struct fixture *f = *state;
+    struct mu_agent_config c;
+    struct mu_agent_args a;
+    struct mu_err err = {0};
+    mu_agent_config_init(&c);
+    assert_int_equal(c.renew_before_days, 30);
+    assert_int_equal(load_text(f, "{\"renew_before_days\": 10}", &c, &err), 0);
+    assert_int_equal(c.renew_before_days, 10);
+    assert_int_equal(parse(&a, &err, NULL), 0);
+    assert_int_equal(a.renew_before_days, -1);
+    assert_int_equal(mu_agent_config_apply(&c, &a, &err), 0);
+    assert_int_equal(c.renew_before_days, 10);
+    assert_int_equal(parse(&a, &err, "--renew-before-days", "0", NULL), 0);
+    assert_int_equal(mu_agent_config_apply(&c, &a, &err), 0);
+    assert_int_equal(c.renew_before_days, 0);
+    assert_int_equal(load_text(f, "{\"renew_before_days\": 61}", &c, &err), MU_EINVAL);
+    assert_string_equal(err.field, "renew_before_days");
+    mu_err_clear(&err);
+    assert_int_equal(parse(&a, &err, "--renew-before-days", "90", NULL), MU_EINVAL);
+    assert_non_null(strstr(err.detail, "--renew-before-days"));
+    mu_err_clear(&err);
+    assert_int_equal(parse(&a, &err, "--renew-before-days", "-1", NULL), MU_EINVAL);
+    assert_non_null(strstr(mu_agent_usage(), "--renew-before-days"));
+    mu_agent_config_clear(&c);
+}
+
 static void test_check(void **state)
 {
     struct fixture *f = *state;
@@ -250,6 +279,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_defaults_and_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flags, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_renew_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

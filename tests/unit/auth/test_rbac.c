@@ -237,7 +237,8 @@ static void test_shipped_policy(void **state)
         {"vm.read", "obar"},      {"vm.create", "o"},         {"vm.start", "oa"},
         {"vm.stop", "oa"},        {"vm.reboot", "oa"},        {"vm.resize", "o"},
         {"vm.delete", "o"},       {"operation.read", "obar"}, {"node.enroll", "o"},
-        {"agent.report", ""},
+        {"agent.report", ""},     {"agent.renew", ""},        {"capacity.read", "ob"},
+        {"metrics.read", "ob"},
     };
     static const struct {
         char c;

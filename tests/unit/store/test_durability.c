@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 
 #include "store_test.h"
 
@@ -262,11 +263,53 @@ static void test_counter_tells_full_from_normal(void **state)
     sqlite3_close(db);
 }
 
+static long file_size(const char *path)
+{
+    struct stat sb;
+
+    return stat(path, &sb) == 0 ? (long)sb.st_size : -1;
+}
+
+/* Commits never checkpoint (wal_autocheckpoint=0): the store's thread copies the WAL into
+ * the database file in the background, and the WAL is started over rather than growing. */
+static void test_background_checkpoint(void **state)
+{
+    struct mu_test_db *db = *state;
+    char *big = mu_xmalloc(16384 + 1);
+    char wal[160];
+    long before = file_size(db->path), peak = 0;
+    int64_t deadline;
+
+    memset(big, 'x', 16384);
+    big[16384] = '\0';
+    snprintf(wal, sizeof wal, "%s-wal", db->path);
+    /* About 20 MB through the WAL, several times its checkpoint threshold. */
+    for (int i = 0; i < 1200; i++) {
+        char key[32];
+        struct mu_err err = {0};
+        long w;
+
+        snprintf(key, sizeof key, "k%d", i % 300);
+        big[0] = (char)('a' + i % 26);
+        assert_int_equal(mu_store_setting_set(db->st, key, big, &err), 0);
+        w = file_size(wal);
+        peak = w > peak ? w : peak;
+    }
+    deadline = mu_mono_ms() + 5000;
+    while (file_size(db->path) < before + (4L << 20) && mu_mono_ms() < deadline)
+        usleep(20000);
+    assert_true(file_size(db->path) >= before + (4L << 20));
+    /* Started over well before 20 MB of it accumulated. */
+    assert_true(peak < (16L << 20));
+    free(big);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_every_mutation_syncs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_counter_tells_full_from_normal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_background_checkpoint, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
