@@ -5,6 +5,7 @@ cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh all
 cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release -DMU_WERROR=OFF >/dev/null
 cmake --build build/bench -j"$(nproc)"
+export MU_BINARY_DIR=$PWD/build/bench
 for b in tests/bench/bench_*.py; do
     echo "### $b"
     python3 "$b" build/bench

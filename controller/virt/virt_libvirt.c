@@ -1133,7 +1133,7 @@ int mu_virt_domain_start(struct mu_virt_conn *c, const char *uuid, struct mu_err
     int r = dom_lookup(c, uuid, &d, err);
     if (r <= 0)
         return r < 0 ? r : absent(uuid, err);
-    enum mu_virt_state s;
+    enum mu_virt_state s = MU_VIRT_OTHER;
     r = dom_state(c, d, uuid, &s, err);
     if (r < 0)
         goto out;
@@ -1153,7 +1153,7 @@ int mu_virt_domain_start(struct mu_virt_conn *c, const char *uuid, struct mu_err
             /* Started by someone else meanwhile? Then the goal is reached. */
             struct lv_err e;
             lv_err_save(&e);
-            enum mu_virt_state now;
+            enum mu_virt_state now = MU_VIRT_OTHER;
             if (e.code == VIR_ERR_OPERATION_INVALID && dom_state(c, d, uuid, &now, NULL) == 0 &&
                 now == MU_VIRT_RUNNING)
                 break;
@@ -1182,7 +1182,7 @@ static int dom_destroy(struct mu_virt_conn *c, virDomainPtr d, const char *uuid,
     lv_err_save(&e);
     if (e.code == VIR_ERR_NO_DOMAIN)
         return 0;
-    enum mu_virt_state s;
+    enum mu_virt_state s = MU_VIRT_OTHER;
     if (e.code == VIR_ERR_OPERATION_INVALID && dom_state(c, d, uuid, &s, NULL) == 0 &&
         (s == MU_VIRT_SHUTOFF || s == MU_VIRT_ABSENT))
         return 0;
@@ -1197,7 +1197,7 @@ int mu_virt_domain_stop(struct mu_virt_conn *c, const char *uuid, int64_t timeou
     if (r <= 0)
         return r < 0 ? r : absent(uuid, err);
     bool forced = false;
-    enum mu_virt_state s;
+    enum mu_virt_state s = MU_VIRT_OTHER;
     r = dom_state(c, d, uuid, &s, err);
     if (r < 0 || s == MU_VIRT_SHUTOFF || s == MU_VIRT_ABSENT)
         goto out;
@@ -1241,7 +1241,7 @@ int mu_virt_domain_destroy(struct mu_virt_conn *c, const char *uuid, struct mu_e
     int r = dom_lookup(c, uuid, &d, err);
     if (r <= 0)
         return r < 0 ? r : ok(c, 0);
-    enum mu_virt_state s;
+    enum mu_virt_state s = MU_VIRT_OTHER;
     r = dom_state(c, d, uuid, &s, err);
     if (r == 0 && s != MU_VIRT_SHUTOFF && s != MU_VIRT_ABSENT)
         r = dom_destroy(c, d, uuid, err);
@@ -1255,7 +1255,7 @@ int mu_virt_domain_reboot(struct mu_virt_conn *c, const char *uuid, struct mu_er
     int r = dom_lookup(c, uuid, &d, err);
     if (r <= 0)
         return r < 0 ? r : absent(uuid, err);
-    enum mu_virt_state s;
+    enum mu_virt_state s = MU_VIRT_OTHER;
     r = dom_state(c, d, uuid, &s, err);
     if (r == 0 && s != MU_VIRT_RUNNING)
         r = mu_err_set(err, MU_ECONFLICT, "domain mu-%s is %s, not running: cannot reboot it", uuid,
@@ -1277,7 +1277,7 @@ int mu_virt_domain_undefine(struct mu_virt_conn *c, const char *uuid, struct mu_
     int r = dom_lookup(c, uuid, &d, err);
     if (r <= 0)
         return r < 0 ? r : ok(c, 0);
-    enum mu_virt_state s;
+    enum mu_virt_state s = MU_VIRT_OTHER;
     r = dom_state(c, d, uuid, &s, err);
     if (r == 0 && s != MU_VIRT_SHUTOFF && s != MU_VIRT_ABSENT)
         r = mu_err_set(err, MU_ECONFLICT, "domain mu-%s is %s: stop it before undefining it", uuid,

@@ -15,7 +15,7 @@
 set -euo pipefail
 
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
-BIN=${MU_BINARY_DIR:-$SRC/build}
+BIN=${MU_BINARY_DIR:-${1:-$SRC/build}}
 AGENT=$BIN/mutualis-agent
 SECONDS_RUN=${BENCH_SECONDS:-20}
 DOMAINS=${BENCH_DOMAINS:-20}

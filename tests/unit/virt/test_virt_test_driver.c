@@ -98,7 +98,7 @@ static struct mu_virt_domain_spec spec_for(const char *uuid, int64_t vm_id, cons
         .disk_path = "/default-pool/disk.qcow2",
         .serial_log = "/tmp/console.log",
     };
-    snprintf(s.uuid, sizeof s.uuid, "%s", uuid);
+    snprintf(s.uuid, sizeof s.uuid, "%.36s", uuid);
     return s;
 }
 
