@@ -33,10 +33,7 @@ void mu_sched_policy_defaults(struct mu_sched_policy *ret_policy)
     *ret_policy = p;
 }
 
-/* ---- locating a member in the source text ---------------------------------------------
- * cJSON keeps no positions but keeps members in source order: a member is named by its
- * index at each level and found again by a small scanner over the text, which
- * mu_json_parse has already validated (so the scanner only has to stay in bounds). */
+/* ---- errors that point at the source (mu_json_locate) ------------------------------- */
 
 struct src {
     const char *text;
@@ -44,83 +41,7 @@ struct src {
     const char *origin;
 };
 
-static size_t skip_ws(const struct src *s, size_t p)
-{
-    while (p < s->len &&
-           (s->text[p] == ' ' || s->text[p] == '\t' || s->text[p] == '\r' || s->text[p] == '\n'))
-        p++;
-    return p;
-}
-
-/* p at an opening quote; returns the offset just past the closing one. */
-static size_t skip_string(const struct src *s, size_t p)
-{
-    for (p++; p < s->len && s->text[p] != '"'; p++)
-        if (s->text[p] == '\\')
-            p++;
-    return p < s->len ? p + 1 : s->len;
-}
-
-static size_t skip_value(const struct src *s, size_t p)
-{
-    if (p >= s->len)
-        return s->len;
-    if (s->text[p] == '"')
-        return skip_string(s, p);
-    if (s->text[p] == '{' || s->text[p] == '[') {
-        int depth = 0;
-        while (p < s->len) {
-            char c = s->text[p];
-            if (c == '"') {
-                p = skip_string(s, p);
-                continue;
-            }
-            if (c == '{' || c == '[')
-                depth++;
-            else if ((c == '}' || c == ']') && --depth == 0)
-                return p + 1;
-            p++;
-        }
-        return s->len;
-    }
-    while (p < s->len && !strchr(",]} \t\r\n", s->text[p]))
-        p++;
-    return p;
-}
-
-/* Offset of the key of member path[n-1] of ... of member path[0] of the top object, or of
- * its value if at_value; SIZE_MAX if not found. */
-static size_t locate(const struct src *s, const int *path, size_t n, bool at_value)
-{
-    size_t p = 0;
-    if (s->len >= 3 && memcmp(s->text, "\xEF\xBB\xBF", 3) == 0)
-        p = 3;
-    p = skip_ws(s, p);
-    for (size_t level = 0; level < n; level++) {
-        if (p >= s->len || s->text[p] != '{')
-            return SIZE_MAX;
-        p = skip_ws(s, p + 1);
-        for (int i = 0;; i++) {
-            if (p >= s->len || s->text[p] != '"')
-                return SIZE_MAX;
-            if (i == path[level] && level + 1 == n && !at_value)
-                return p;
-            p = skip_ws(s, skip_string(s, p));
-            if (p >= s->len || s->text[p] != ':')
-                return SIZE_MAX;
-            p = skip_ws(s, p + 1);
-            if (i == path[level])
-                break;
-            p = skip_ws(s, skip_value(s, p));
-            if (p >= s->len || s->text[p] != ',')
-                return SIZE_MAX;
-            p = skip_ws(s, p + 1);
-        }
-    }
-    return p;
-}
-
-/* Fills err with "origin: line L, column C: message" for the member at path. */
+/* Fills err with "origin: line L, column C: message" for the value (or key) at path. */
 static int MU_PRINTF(6, 7) fail(struct mu_err *err, const struct src *s, const int *path, size_t n,
                                 bool at_value, const char *fmt, ...)
 {
@@ -129,19 +50,8 @@ static int MU_PRINTF(6, 7) fail(struct mu_err *err, const struct src *s, const i
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    size_t off = locate(s, path, n, at_value);
-    if (off == SIZE_MAX)
-        return mu_err_set(err, MU_EINVAL, "%s: %s", s->origin, msg);
-    int line = 1, col = 1;
-    for (size_t i = 0; i < off; i++) {
-        if (s->text[i] == '\n') {
-            line++;
-            col = 1;
-        } else if (((unsigned char)s->text[i] & 0xC0) != 0x80) {
-            col++; /* columns count characters, not bytes */
-        }
-    }
-    return mu_err_set(err, MU_EINVAL, "%s: line %d, column %d: %s", s->origin, line, col, msg);
+    return mu_json_fail_at(err, s->text, s->len, s->origin,
+                           mu_json_locate(s->text, s->len, path, n, at_value), msg);
 }
 
 /* ---- the policy -------------------------------------------------------------------------- */

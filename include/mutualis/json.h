@@ -45,6 +45,15 @@ int mu_json_expect_object(const cJSON *obj, const char *const *allowed, const ch
 /* Integer value of a number node if it is integral and within [min, max]. 0 or MU_EINVAL. */
 int mu_json_int_value(const cJSON *node, int64_t min, int64_t max, int64_t *ret);
 
+/* Offset in text (a document mu_json_parse accepted) of the value at path: indexes of
+ * members or elements from the top value; of the last member's key instead when !at_value.
+ * SIZE_MAX if there is no such value. For messages that point at line and column. */
+size_t mu_json_locate(const char *text, size_t len, const int *path, size_t n, bool at_value);
+/* Fills err (MU_EINVAL) with "origin: line L, column C: msg" for the character at offset,
+ * or "origin: msg" when offset is SIZE_MAX. Returns MU_EINVAL. */
+int mu_json_fail_at(struct mu_err *err, const char *text, size_t len, const char *origin,
+                    size_t offset, const char *msg);
+
 /* Builders that abort on allocation failure (cJSON's own return NULL). */
 cJSON *mu_json_obj(void);
 cJSON *mu_json_arr(void);
