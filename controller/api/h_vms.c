@@ -97,6 +97,32 @@ static int accepted(struct mu_req *req, int64_t vm_id, int64_t op_id, struct mu_
     return r;
 }
 
+/* A reference in a body to something that does not exist is a bad field of that body
+ * (400 naming the field), not a missing resource at the request's address (404). */
+static int not_found_is_field(int r, const char *field, struct mu_err *err)
+{
+    if (r != MU_ENOTFOUND)
+        return r;
+    err->code = MU_EINVAL;
+    snprintf(err->field, sizeof err->field, "%s", field);
+    return MU_EINVAL;
+}
+
+/* The body's "flavor": an id or a name. */
+static int flavor_from_body(struct mu_req *req, const cJSON *body, struct mu_flavor *ret,
+                            struct mu_err *err)
+{
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(body, "flavor");
+    int r;
+    if (cJSON_IsString(f) && mu_ident_valid(f->valuestring))
+        r = mu_store_flavor_get_by_name(req->app->store, f->valuestring, ret, err);
+    else if (cJSON_IsNumber(f) && mu_json_int_value(f, 1, INT64_MAX, &ret->id) == 0)
+        r = mu_store_flavor_get(req->app->store, ret->id, ret, err);
+    else
+        r = mu_err_setf(err, MU_EINVAL, "flavor", "flavor (an id or a name) is required");
+    return not_found_is_field(r, "flavor", err);
+}
+
 /* Loads {id} and checks scope: another tenant's VM answers 404. */
 static int load_vm(struct mu_req *req, struct mu_vm *ret, struct mu_err *err)
 {
@@ -175,19 +201,7 @@ int mu_h_vm_create(struct mu_req *req, struct mu_resp *resp, struct mu_err *err)
                         "name must be 1-63 characters of a-z, 0-9, '.', '_' or '-', starting "
                         "with a letter or digit");
     if (r >= 0) {
-        /* flavor: an id or a name */
-        const cJSON *f = cJSON_GetObjectItemCaseSensitive(body, "flavor");
-        if (cJSON_IsString(f) && mu_ident_valid(f->valuestring))
-            r = mu_store_flavor_get_by_name(req->app->store, f->valuestring, &fl, err);
-        else if (cJSON_IsNumber(f) && mu_json_int_value(f, 1, INT64_MAX, &fl.id) == 0)
-            r = mu_store_flavor_get(req->app->store, fl.id, &fl, err);
-        else
-            r = mu_err_setf(err, MU_EINVAL, "flavor", "flavor (an id or a name) is required");
-        if (r == MU_ENOTFOUND) {
-            err->code = MU_EINVAL;
-            snprintf(err->field, sizeof err->field, "flavor");
-            r = MU_EINVAL;
-        }
+        r = flavor_from_body(req, body, &fl, err);
     }
     if (r >= 0)
         r = mu_json_get_i64(body, "image_id", true, 1, INT64_MAX, &ar.vm.image_id, err);
@@ -195,10 +209,7 @@ int mu_h_vm_create(struct mu_req *req, struct mu_resp *resp, struct mu_err *err)
         strcmp(im.status, "ready") != 0)
         r = mu_err_setf(err, MU_ECONFLICT, "image_id", "image %lld is not uploaded yet (status %s)",
                         (long long)im.id, im.status);
-    if (r == MU_ENOTFOUND) {
-        err->code = r = MU_EINVAL;
-        snprintf(err->field, sizeof err->field, "image_id");
-    }
+    r = not_found_is_field(r, "image_id", err);
     if (r >= 0)
         r = mu_json_get_i64(body, "group_id", false, 1, INT64_MAX, &ar.vm.group_id, err);
     if (r >= 0)
@@ -216,10 +227,7 @@ int mu_h_vm_create(struct mu_req *req, struct mu_resp *resp, struct mu_err *err)
         if (r == 0 && g.tenant_id != ar.vm.tenant_id)
             r = mu_err_setf(err, MU_EINVAL, "group_id", "group %lld belongs to another tenant",
                             (long long)g.id);
-        if (r == MU_ENOTFOUND) {
-            err->code = r = MU_EINVAL;
-            snprintf(err->field, sizeof err->field, "group_id");
-        }
+        r = not_found_is_field(r, "group_id", err);
         mu_group_clear(&g);
     }
     if (r < 0)
@@ -395,17 +403,7 @@ int mu_h_vm_resize(struct mu_req *req, struct mu_resp *resp, struct mu_err *err)
     }
     r = mu_json_expect_object(body, allowed, "resize", err);
     if (r >= 0) {
-        const cJSON *f = cJSON_GetObjectItemCaseSensitive(body, "flavor");
-        if (cJSON_IsString(f) && mu_ident_valid(f->valuestring))
-            r = mu_store_flavor_get_by_name(req->app->store, f->valuestring, &fl, err);
-        else if (cJSON_IsNumber(f) && mu_json_int_value(f, 1, INT64_MAX, &fl.id) == 0)
-            r = mu_store_flavor_get(req->app->store, fl.id, &fl, err);
-        else
-            r = mu_err_setf(err, MU_EINVAL, "flavor", "flavor (an id or a name) is required");
-        if (r == MU_ENOTFOUND) {
-            err->code = r = MU_EINVAL;
-            snprintf(err->field, sizeof err->field, "flavor");
-        }
+        r = flavor_from_body(req, body, &fl, err);
     }
     if (r >= 0 && fl.disk_gib < v.disk_gib)
         r = mu_err_setf(err, MU_EINVAL, "flavor",
