@@ -330,6 +330,11 @@ int st_tenant_move_tx(struct st_conn *c, int64_t id, int64_t new_parent_id, int6
                             "UPDATE audit SET tenant_path = ?1 || substr(tenant_path, ?2) "
                             "WHERE tenant_path >= ?3 AND tenant_path < ?4",
                             self.path, new_path, 0, err);
+    if (rc == 0)
+        rc = rewrite_prefix(c,
+                            "UPDATE events SET tenant_path = ?1 || substr(tenant_path, ?2) "
+                            "WHERE tenant_path >= ?3 AND tenant_path < ?4",
+                            self.path, new_path, 0, err);
     /* The subtree's VMs follow, and their allocation moves between the ancestors'
      * usage counters, in this same transaction. */
     if (rc == 0)
