@@ -190,6 +190,7 @@ struct mu_vm {
 void mu_vm_clear(struct mu_vm *v);
 void mu_vms_free(struct mu_vm *v, size_t n);
 
+struct mu_nic_req; /* store/network.h */
 struct mu_admit_req {
     struct mu_vm vm; /* tenant_id, name, uuid, flavor_id, vcpus, ram_mib,
                         disk_gib, image_id, group_id, labels_json; an empty
@@ -202,6 +203,12 @@ struct mu_admit_req {
     bool allow_unknown_health; /* placement policy's place_on_unknown_health */
     const struct mu_quota_defaults *defaults;
     const char *op_params_json; /* stored on the create operation (may be NULL) */
+    /* Networks (store/network.h): one NIC per entry, addresses allocated in this same
+     * transaction (never twice), public addresses and networks checked against every
+     * level's quota. NULL/0: no NIC. */
+    const struct mu_nic_req *nics;
+    size_t n_nics;
+    const char *user_data; /* cloud-init user-data stored with the VM (NULL: none) */
 };
 /* In one BEGIN IMMEDIATE transaction: re-checks every level's quota (tenant and each
  * ancestor) against the usage counters, the node's state (active), health (up, or unknown

@@ -201,8 +201,7 @@ void st_auth_changed(void);
 
 /* events.c: appends an event inside the open transaction (writer held); see
  * store/events.h. ret_id may be NULL. */
-int st_event_append_tx(struct st_conn *c, int64_t tenant_id, const char *type,
-                       const char *subject, const char *data_json, int64_t *ret_id,
-                       struct mu_err *err);
+int st_event_append_tx(struct st_conn *c, int64_t tenant_id, const char *type, const char *subject,
+                       const char *data_json, int64_t *ret_id, struct mu_err *err);
 
 #endif
