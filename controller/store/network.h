@@ -108,6 +108,16 @@ void mu_sec_rules_free(struct mu_sec_rule *r, size_t n);
 int mu_store_node_net_plan_json(struct mu_store *st, int64_t node_id, char **ret_json,
                                 struct mu_err *err);
 
+/* The tenant's private network named "default", created if the tenant has none (CIDR
+ * from policies/networks.json's default, counted against the network quota at every level,
+ * audited). Used by the catalogue when an item asks for a private network. */
+int mu_store_network_default_private(struct mu_store *st, int64_t tenant_id,
+                                     const char *default_cidr, const struct mu_audit_rec *audit,
+                                     int64_t *ret_id, struct mu_err *err);
+/* A provider network by name (e.g. "public"); MU_ENOTFOUND if none. */
+int mu_store_network_find_provider(struct mu_store *st, const char *name, int64_t *ret_id,
+                                   struct mu_err *err);
+
 /* A node's underlay IPv4 address ("" / NULL: none, the node hosts no VXLAN segment). */
 int mu_store_node_set_underlay(struct mu_store *st, int64_t node_id, const char *addr,
                                const struct mu_audit_rec *audit, struct mu_err *err);
