@@ -20,6 +20,7 @@
 #include "mutualis/log.h"
 #include "mutualis/report.h"
 #include "mutualis/util.h"
+#include "net/net.h"
 #include "report/send.h"
 #include "report/spool.h"
 
@@ -108,7 +109,80 @@ struct agent {
     bool collect_failing, spool_failing, send_failing;
     int64_t backoff_ms;
     int64_t sent;
+    /* Tenant networks (net/net.h): the last plan received (kept on disk beside the spool, so
+     * a node restart re-creates its devices even while the controller is down). */
+    struct mu_net_plan net_plan;
+    bool have_net_plan, net_failing, net_fetch_failing;
+    int64_t net_gen_acked; /* the plan generation of the last ack (-1: none) */
 };
+
+#define NET_PLAN_FILE "net-plan.json"
+
+static int net_plan_load(struct agent *a, const char *text, size_t len, struct mu_err *err)
+{
+    struct mu_net_plan p;
+    int rc = mu_net_plan_parse(text, len, &p, err);
+    if (rc < 0)
+        return rc;
+    mu_net_plan_clear(&a->net_plan);
+    a->net_plan = p;
+    a->have_net_plan = true;
+    return 0;
+}
+
+/* Fetches the node's network plan when the last ack announced a generation the agent does
+ * not have (a controller without network plans announces none: nothing is asked), and
+ * realises the last plan known: devices deleted by hand come back within one interval. */
+static void net_sync(struct agent *a)
+{
+    struct mu_err err = {0};
+    char *body = NULL;
+    long status = 0;
+    if (a->net_gen_acked >= 0 && a->sender &&
+        (!a->have_net_plan || a->net_plan.generation != a->net_gen_acked)) {
+        int rc = mu_sender_get(a->sender, MU_SEND_NET_PATH, &body, &status, &err);
+        if (rc == 0) {
+            int64_t before = a->have_net_plan ? a->net_plan.generation : -1;
+            rc = net_plan_load(a, body, strlen(body), &err);
+            if (rc == 0 && before != a->net_plan.generation) {
+                MU_AUTOFREE char *path = mu_xasprintf("%s/%s", a->cfg->spool_dir, NET_PLAN_FILE);
+                if (mu_write_file_atomic(path, body, strlen(body), 0600) != 0)
+                    mu_log_warn("cannot keep the network plan path=%s", path);
+                mu_log_info("network plan received generation=%" PRId64 " segments=%zu",
+                            a->net_plan.generation, a->net_plan.n_segs);
+            } else if (rc < 0) {
+                mu_log_error("the controller's network plan is refused reason=\"%s\"", err.detail);
+            }
+            a->net_fetch_failing = false;
+        } else if (!a->net_fetch_failing) {
+            mu_log_warn("cannot fetch the network plan, the last one stays status=%ld "
+                        "reason=\"%s\"",
+                        status, err.detail);
+            a->net_fetch_failing = true;
+        }
+        free(body);
+        mu_err_clear(&err);
+    }
+    if (!a->have_net_plan)
+        return;
+    struct mu_net_apply_stats st = {0};
+    int rc = mu_net_apply(&a->net_plan, &st, &err);
+    if (rc < 0) {
+        if (!a->net_failing)
+            mu_log_error("cannot realise the network plan generation=%" PRId64 " reason=\"%s\"",
+                         a->net_plan.generation, err.detail);
+        a->net_failing = true;
+        return;
+    }
+    if (a->net_failing)
+        mu_log_info("network plan realised again generation=%" PRId64, a->net_plan.generation);
+    a->net_failing = false;
+    if (st.created || st.removed || st.fdb_added || st.fdb_removed || st.fixed || st.nft_applied)
+        mu_log_info("network devices updated generation=%" PRId64 " created=%d removed=%d "
+                    "fdb_added=%d fdb_removed=%d fixed=%d nft=%s skipped_vlan=%d",
+                    a->net_plan.generation, st.created, st.removed, st.fdb_added, st.fdb_removed,
+                    st.fixed, st.nft_applied ? "yes" : "no", st.skipped);
+}
 
 /* Logs what the spool had to give up since the last time: at most once a minute, so that
  * a long outage with a full spool (one drop per interval) does not flood the log. */
@@ -300,6 +374,11 @@ static enum send_next send_one(struct agent *a)
     }
     a->sent++;
     a->backoff_ms = 0;
+    if (ans.net_generation >= 0 && ans.net_generation != a->net_gen_acked) {
+        a->net_gen_acked = ans.net_generation;
+        if (!a->have_net_plan || a->net_plan.generation != ans.net_generation)
+            net_sync(a); /* a changed plan is realised now, not at the next interval */
+    }
     mu_log_debug("report sent seq=%" PRId64 " acked=%" PRId64, seq, ans.acked_seq);
     maybe_renew(a); /* the controller just answered: a good moment */
     return mu_spool_count(a->spool) > 0 ? SEND_MORE : SEND_IDLE;
@@ -307,7 +386,7 @@ static enum send_next send_one(struct agent *a)
 
 static int run(struct mu_agent_config *cfg)
 {
-    struct agent a = {.cfg = cfg};
+    struct agent a = {.cfg = cfg, .net_gen_acked = -1};
     struct mu_err err = {0};
     sigset_t stop_set;
     install_signals(&stop_set);
@@ -347,6 +426,17 @@ static int run(struct mu_agent_config *cfg)
         mu_log_error("cannot set up HTTPS reason=\"%s\"", err.detail);
         goto out;
     }
+    {
+        /* The plan from before a restart: realised at once, fetched again below. */
+        MU_AUTOFREE char *path = mu_xasprintf("%s/%s", cfg->spool_dir, NET_PLAN_FILE);
+        size_t len = 0;
+        MU_AUTOFREE char *text = mu_read_file(path, 4 << 20, &len);
+        if (text && net_plan_load(&a, text, len, &err) < 0) {
+            mu_log_warn("the kept network plan is not usable path=%s reason=\"%s\"", path,
+                        err.detail);
+            mu_err_clear(&err);
+        }
+    }
     mu_log_info("mutualis-agent started version=%s node=%s controller=%s libvirt=%s "
                 "interval_s=%" PRId64 " epoch=%s next_seq=%" PRId64 " spooled=%" PRId64,
                 MU_VERSION, cfg->node_name, cfg->controller_url, cfg->libvirt_uri, cfg->interval_s,
@@ -358,6 +448,7 @@ static int run(struct mu_agent_config *cfg)
         int64_t now = mu_mono_ms();
         if (now >= next_collect) {
             collect_and_spool(&a);
+            net_sync(&a);
             next_collect += interval_ms;
             now = mu_mono_ms();
             if (next_collect <= now) /* late (a slow send): skip, do not burst */
@@ -390,6 +481,7 @@ static int run(struct mu_agent_config *cfg)
     status = 0;
 out:
     mu_sender_free(a.sender);
+    mu_net_plan_clear(&a.net_plan);
     mu_spool_free(a.spool);
     mu_collect_virt_free(a.virt);
     return status;

@@ -268,6 +268,23 @@ static int run_label(struct mu_cli *cli, const struct mu_cli_args *a)
     return r;
 }
 
+/* node underlay ID ADDRESS: the node's VXLAN underlay IPv4 address; "none" removes it (the
+ * server validates the address; the CLI only passes it on). */
+static int run_underlay(struct mu_cli *cli, const struct mu_cli_args *a)
+{
+    int64_t id;
+    int r = mu_cli_pos_id(cli, a, "the node ID", &id);
+    if (r != MU_CLI_EXIT_OK)
+        return r;
+    const char *addr = a->pos[1];
+    cJSON *body = mu_json_obj();
+    mu_json_add_str(body, "underlay_ip", strcmp(addr, "none") == 0 ? "" : addr);
+    MU_AUTOFREE char *path = node_path(id, "");
+    r = node_object(cli, "PATCH", path, body);
+    cJSON_Delete(body);
+    return r;
+}
+
 /* ---- state changes, delete ------------------------------------------------------------------ */
 
 static int set_state(struct mu_cli *cli, const struct mu_cli_args *a, const char *action)
@@ -312,6 +329,8 @@ static const struct mu_cli_cmd cmds[] = {
     {"create", NULL, "Register a node by name and libvirt URI", 0, create_opts,
      MU_ARRAY_LEN(create_opts), run_create},
     {"label", "ID", "Replace a node's labels", 1, label_opts, MU_ARRAY_LEN(label_opts), run_label},
+    {"underlay", "ID ADDRESS", "Set a node's VXLAN underlay IPv4 address (\"none\" removes it)", 2,
+     NULL, 0, run_underlay},
     {"maintenance", "ID", "Put a node in maintenance: no new VMs", 1, NULL, 0, run_maintenance},
     {"drain", "ID", "Drain a node: no new VMs, list those left", 1, NULL, 0, run_drain},
     {"activate", "ID", "Make a node take new VMs again", 1, NULL, 0, run_activate},

@@ -365,8 +365,50 @@ static const struct mu_cli_opt vm_create_opts[] = {
     {"--group", MU_CLI_OPT_ID, "ID", "anti-affinity group of the tenant", false, NULL, 0, 0},
     {"--require-label", MU_CLI_OPT_LABEL, "KEY=VALUE",
      "place only on nodes with this label, e.g. site=paris-1", false, NULL, 0, 0},
+    {"--nic", MU_CLI_OPT_LIST, "NET[=IP]",
+     "a NIC on network NET (id or name), with address IP or the first free one; repeatable", false,
+     NULL, 0, 0},
     WAIT_OPTS,
 };
+
+/* --nic NET[=IP] values as the body's "nics": NET an id (digits) or a network name. */
+static int nics_array(const struct mu_cli_val *v, cJSON **ret, char *msg, size_t msglen)
+{
+    cJSON *arr = mu_json_arr();
+    if (v->nlist > 8) {
+        snprintf(msg, msglen, "at most 8 NICs");
+        cJSON_Delete(arr);
+        return -1;
+    }
+    for (size_t i = 0; i < v->nlist; i++) {
+        const char *eq = strchr(v->list[i], '=');
+        MU_AUTOFREE char *net =
+            eq ? mu_xstrndup(v->list[i], (size_t)(eq - v->list[i])) : mu_xstrdup(v->list[i]);
+        int64_t id;
+        cJSON *o = mu_json_obj();
+        cJSON_AddItemToArray(arr, o);
+        if (net[0] >= '0' && net[0] <= '9' && mu_parse_i64(net, 1, INT64_MAX, &id) == 0) {
+            mu_json_add_i64(o, "network", id);
+        } else if (mu_ident_valid(net)) {
+            mu_json_add_str(o, "network", net);
+        } else {
+            snprintf(msg, msglen, "'%.60s' is not NET or NET=IP (NET: a network id or name)",
+                     v->list[i]);
+            cJSON_Delete(arr);
+            return -1;
+        }
+        if (eq) {
+            if (!eq[1] || strlen(eq + 1) > 15) {
+                snprintf(msg, msglen, "'%.60s': give an IPv4 address after '='", v->list[i]);
+                cJSON_Delete(arr);
+                return -1;
+            }
+            mu_json_add_str(o, "ip", eq + 1);
+        }
+    }
+    *ret = arr;
+    return 0;
+}
 
 static int run_vm_create(struct mu_cli *cli, const struct mu_cli_args *a)
 {
@@ -379,8 +421,14 @@ static int run_vm_create(struct mu_cli *cli, const struct mu_cli_args *a)
     if (mu_cli_labels_object(labels, REQUIRED_LABELS_MAX, &check, msg, sizeof(msg)) < 0)
         return mu_cli_usage_error(cli, "--require-label: %s", msg);
     cJSON_Delete(check);
+    cJSON *nics = NULL;
+    if (mu_cli_arg_set(a, "--nic") &&
+        nics_array(mu_cli_arg(a, "--nic"), &nics, msg, sizeof(msg)) < 0)
+        return mu_cli_usage_error(cli, "--nic: %s", msg);
 
     cJSON *body = mu_json_obj();
+    if (nics)
+        cJSON_AddItemToObject(body, "nics", nics);
     mu_json_add_i64(body, "tenant_id", mu_cli_arg(a, "--tenant")->num);
     mu_json_add_str(body, "name", mu_cli_arg_str(a, "--name"));
     int r = add_flavor(cli, body, mu_cli_arg_str(a, "--flavor"));
@@ -521,8 +569,10 @@ const struct mu_cli_group mu_cli_group_op = {
 /* ---- quota ------------------------------------------------------------------------------ */
 
 static const struct mu_cli_col quota_cols[] = {
-    {"LEVEL", "level", 0}, {"ID", "tenant_id", 0},  {"TENANT", "tenant", 40}, {"VCPU", "vcpus", 0},
-    {"RAM GIB", "ram", 0}, {"DISK GIB", "disk", 0}, {"VMS", "vms", 0},        {"LIMITS", "from", 0},
+    {"LEVEL", "level", 0}, {"ID", "tenant_id", 0},      {"TENANT", "tenant", 40},
+    {"VCPU", "vcpus", 0},  {"RAM GIB", "ram", 0},       {"DISK GIB", "disk", 0},
+    {"VMS", "vms", 0},     {"NETWORKS", "networks", 0}, {"PUBLIC IPS", "public_ips", 0},
+    {"LIMITS", "from", 0},
 };
 
 /* "used/limit" for one resource; mib: RAM, shown in GiB. NULL if the members are not
@@ -545,11 +595,11 @@ cJSON *mu_cli_quota_rows(const cJSON *answer)
     static const struct {
         const char *key, *cell;
         bool mib;
+        bool optional; /* absent from answers of servers without networks: "-" */
     } res[] = {
-        {"vcpus", "vcpus", false},
-        {"ram_mib", "ram", true},
-        {"disk_gib", "disk", false},
-        {"vms", "vms", false},
+        {"vcpus", "vcpus", false, false},      {"ram_mib", "ram", true, false},
+        {"disk_gib", "disk", false, false},    {"vms", "vms", false, false},
+        {"networks", "networks", false, true}, {"public_ips", "public_ips", false, true},
     };
     const cJSON *levels = cJSON_GetObjectItemCaseSensitive(answer, "levels");
     if (!cJSON_IsArray(levels))
@@ -573,6 +623,10 @@ cJSON *mu_cli_quota_rows(const cJSON *answer)
         MU_AUTOFREE char *name = member_text(lv, "tenant");
         mu_json_add_str(row, "tenant", name);
         for (size_t i = 0; i < MU_ARRAY_LEN(res); i++) {
+            if (res[i].optional && !cJSON_GetObjectItemCaseSensitive(used, res[i].key)) {
+                mu_json_add_str(row, res[i].cell, "-");
+                continue;
+            }
             MU_AUTOFREE char *cell =
                 used_of_limit(cJSON_GetObjectItemCaseSensitive(used, res[i].key),
                               cJSON_GetObjectItemCaseSensitive(limits, res[i].key), res[i].mib);
@@ -633,10 +687,8 @@ static int run_quota_show(struct mu_cli *cli, const struct mu_cli_args *a)
 static const struct {
     const char *flag, *key;
 } limit_flags[] = {
-    {"--vcpus", "vcpus"},
-    {"--ram", "ram_mib"},
-    {"--disk", "disk_gib"},
-    {"--vms", "vms"},
+    {"--vcpus", "vcpus"}, {"--ram", "ram_mib"},       {"--disk", "disk_gib"},
+    {"--vms", "vms"},     {"--networks", "networks"}, {"--public-ips", "public_ips"},
 };
 
 static const struct mu_cli_opt quota_set_opts[] = {
@@ -644,6 +696,11 @@ static const struct mu_cli_opt quota_set_opts[] = {
     {"--ram", MU_CLI_OPT_LIMIT, "MIB|unlimited", "memory in MiB", false, NULL, 0, (int64_t)1 << 40},
     {"--disk", MU_CLI_OPT_LIMIT, "GIB|unlimited", "disk in GiB", false, NULL, 0, (int64_t)1 << 30},
     {"--vms", MU_CLI_OPT_LIMIT, "N|unlimited", "number of VMs", false, NULL, 0, 1 << 24},
+    {"--networks", MU_CLI_OPT_LIMIT, "N|unlimited", "private networks", false, NULL, 0, 1 << 20},
+    {"--public-ips", MU_CLI_OPT_LIMIT, "N|unlimited",
+     "public addresses (NICs on provider "
+     "networks)",
+     false, NULL, 0, 1 << 24},
 };
 
 static int run_quota_set(struct mu_cli *cli, const struct mu_cli_args *a)
@@ -656,7 +713,8 @@ static int run_quota_set(struct mu_cli *cli, const struct mu_cli_args *a)
     for (size_t i = 0; i < MU_ARRAY_LEN(limit_flags); i++)
         any = any || mu_cli_arg_set(a, limit_flags[i].flag);
     if (!any)
-        return mu_cli_usage_error(cli, "nothing to change: give --vcpus, --ram, --disk or --vms");
+        return mu_cli_usage_error(cli, "nothing to change: give --vcpus, --ram, --disk, --vms, "
+                                       "--networks or --public-ips");
 
     /* The server takes the four limits at once: those not given keep their current value. */
     MU_AUTOFREE char *path = quota_path(id);

@@ -17,14 +17,42 @@ struct entry {
     const struct mu_cli_group *group;
 };
 
+/* cmd_webhook.c, cmd_event.c */
+extern const struct mu_cli_group mu_cli_group_webhook;
+/* cmd_network.c */
+extern const struct mu_cli_group mu_cli_group_network;
+extern const struct mu_cli_group mu_cli_group_event;
+
+/* cmd_request.c */
+extern const struct mu_cli_group mu_cli_group_app_catalog;
+extern const struct mu_cli_group mu_cli_group_request;
+
+/* cmd_alert.c */
+extern const struct mu_cli_group mu_cli_group_alert;
+extern const struct mu_cli_group mu_cli_group_capacity;
+
 static const struct entry commands[] = {
-    {"health", &mu_cli_cmd_health, NULL},    {"whoami", &mu_cli_cmd_whoami, NULL},
-    {"tenant", NULL, &mu_cli_group_tenant},  {"user", NULL, &mu_cli_group_user},
-    {"token", NULL, &mu_cli_group_token},    {"audit", NULL, &mu_cli_group_audit},
-    {"node", NULL, &mu_cli_group_node},      {"node", NULL, &mu_cli_group_node_enroll},
-    {"flavor", NULL, &mu_cli_group_flavor},  {"image", NULL, &mu_cli_group_image},
-    {"group", NULL, &mu_cli_group_affinity}, {"vm", NULL, &mu_cli_group_vm},
-    {"op", NULL, &mu_cli_group_op},          {"quota", NULL, &mu_cli_group_quota},
+    {"health", &mu_cli_cmd_health, NULL},
+    {"whoami", &mu_cli_cmd_whoami, NULL},
+    {"tenant", NULL, &mu_cli_group_tenant},
+    {"user", NULL, &mu_cli_group_user},
+    {"token", NULL, &mu_cli_group_token},
+    {"audit", NULL, &mu_cli_group_audit},
+    {"node", NULL, &mu_cli_group_node},
+    {"node", NULL, &mu_cli_group_node_enroll},
+    {"flavor", NULL, &mu_cli_group_flavor},
+    {"image", NULL, &mu_cli_group_image},
+    {"group", NULL, &mu_cli_group_affinity},
+    {"vm", NULL, &mu_cli_group_vm},
+    {"op", NULL, &mu_cli_group_op},
+    {"quota", NULL, &mu_cli_group_quota},
+    {"catalog", NULL, &mu_cli_group_app_catalog},
+    {"request", NULL, &mu_cli_group_request},
+    {"event", NULL, &mu_cli_group_event},
+    {"webhook", NULL, &mu_cli_group_webhook},
+    {"network", NULL, &mu_cli_group_network},
+    {"alert", NULL, &mu_cli_group_alert},
+    {"capacity", NULL, &mu_cli_group_capacity},
 };
 
 /* Flags only meaningful before the command. */

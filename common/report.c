@@ -558,3 +558,20 @@ char *mu_report_ack_print(const char *epoch, int64_t acked_seq)
     cJSON_Delete(o);
     return text;
 }
+
+int mu_report_ack_net_generation(const char *buf, size_t len, int64_t *ret)
+{
+    struct mu_err err = {0};
+    int64_t g = 0;
+    if (len > 65536)
+        return 1;
+    cJSON *root = mu_json_parse(buf, len, "acknowledgement", &err);
+    int rc = root && cJSON_IsObject(root) &&
+                     mu_json_get_i64(root, "net_generation", true, 0, SAFE_INT, &g, &err) == 0
+                 ? 0
+                 : 1;
+    cJSON_Delete(root);
+    if (rc == 0)
+        *ret = g;
+    return rc;
+}

@@ -11,6 +11,7 @@
 
 #include "mutualis/json.h"
 #include "mutualis/log.h"
+#include "notify/notify.h"
 
 static void set_str(char **dst, const char *v)
 {
@@ -104,6 +105,54 @@ static int load_metrics(const cJSON *o, const char *path, struct mu_config *cfg,
     return r < 0 ? r : MU_OK;
 }
 
+/* webhook_allow: ["127.0.0.1/32", "2001:db8::/32"] (CIDR blocks, checked here);
+ * webhook_ca_file: a PEM file; webhook_retry_base_ms, webhook_give_up_ms. */
+static int load_webhooks(const cJSON *o, const char *path, struct mu_config *cfg,
+                         struct mu_err *err)
+{
+    const cJSON *arr = NULL, *it;
+    const char *s;
+    int64_t v;
+    int r = mu_json_get_array(o, "webhook_allow", false, &arr, err);
+    if (r == 0) {
+        int n = cJSON_GetArraySize(arr), i = 0;
+        if (n > 256)
+            return mu_err_setf(err, MU_EINVAL, "webhook_allow", "%s: at most 256 webhook_allow",
+                               path);
+        char **list = mu_xcalloc((size_t)n + 1, sizeof *list);
+        cJSON_ArrayForEach(it, arr)
+        {
+            struct mu_notify_cidr c;
+            if (!cJSON_IsString(it)) {
+                r = mu_err_setf(err, MU_EINVAL, "webhook_allow",
+                                "%s: webhook_allow must list CIDR blocks such as \"127.0.0.1/32\"",
+                                path);
+                break;
+            }
+            if ((r = mu_notify_cidr_parse(it->valuestring, &c, err)) < 0)
+                break;
+            list[i++] = mu_xstrdup(it->valuestring);
+        }
+        for (char **p = cfg->webhook_allow; p && *p; p++)
+            free(*p);
+        free(cfg->webhook_allow);
+        cfg->webhook_allow = list;
+        if (r < 0)
+            return r;
+    } else if (r < 0) {
+        return r;
+    }
+    if ((r = mu_json_get_str(o, "webhook_ca_file", false, 4096, &s, err)) == 0)
+        set_str(&cfg->webhook_ca_file, s);
+    if (r >= 0 &&
+        (r = mu_json_get_i64(o, "webhook_retry_base_ms", false, 10, 3600000, &v, err)) == 0)
+        cfg->webhook_retry_base_ms = v;
+    if (r >= 0 && (r = mu_json_get_i64(o, "webhook_give_up_ms", false, 100,
+                                       (int64_t)30 * 24 * 3600 * 1000, &v, err)) == 0)
+        cfg->webhook_give_up_ms = v;
+    return r < 0 ? r : MU_OK;
+}
+
 static int load_file(const char *path, struct mu_config *cfg, struct mu_err *err)
 {
     static const char *const allowed[] = {"listen",
@@ -127,6 +176,11 @@ static int load_file(const char *path, struct mu_config *cfg, struct mu_err *err
                                           "capacity_interval_s",
                                           "metrics_allow",
                                           "metrics_tenants",
+                                          "alerts_interval_ms",
+                                          "webhook_allow",
+                                          "webhook_ca_file",
+                                          "webhook_retry_base_ms",
+                                          "webhook_give_up_ms",
                                           NULL};
     size_t len;
     MU_AUTOFREE char *text = mu_read_file(path, 1 << 20, &len);
@@ -174,6 +228,10 @@ static int load_file(const char *path, struct mu_config *cfg, struct mu_err *err
         cfg->report_interval_s = (unsigned)v;
     if (r >= 0 && (r = mu_json_get_i64(o, "capacity_interval_s", false, 1, 3600, &v, err)) == 0)
         cfg->capacity_interval_s = (unsigned)v;
+    if (r >= 0 && (r = mu_json_get_i64(o, "alerts_interval_ms", false, 50, 3600000, &v, err)) == 0)
+        cfg->alerts_interval_ms = v;
+    if (r >= 0)
+        r = load_webhooks(o, path, cfg, err);
     if (r >= 0)
         r = load_metrics(o, path, cfg, err);
     if (r >= 0 && (r = mu_json_get_str(o, "orphan_policy", false, 16, &s, err)) == 0) {
@@ -241,6 +299,9 @@ int mu_config_load(int argc, char **argv, struct mu_config *cfg, struct mu_err *
     cfg->recount_interval_s = 600;
     cfg->report_interval_s = 10;
     cfg->capacity_interval_s = 5;
+    cfg->alerts_interval_ms = 10000;
+    cfg->webhook_retry_base_ms = 5000;
+    cfg->webhook_give_up_ms = (int64_t)24 * 3600 * 1000;
 
     enum { O_CONFIG = 256, O_DATA, O_LISTEN, O_POLICIES, O_LOG, O_THREADS, O_PORTFILE, O_VER };
     static const struct option opts[] = {
@@ -326,5 +387,9 @@ void mu_config_clear(struct mu_config *cfg)
         free(*p);
     free(cfg->metrics_allow);
     free(cfg->metrics_tenants);
+    for (char **p = cfg->webhook_allow; p && *p; p++)
+        free(*p);
+    free(cfg->webhook_allow);
+    free(cfg->webhook_ca_file);
     memset(cfg, 0, sizeof *cfg);
 }

@@ -34,6 +34,14 @@ struct mu_config {
                                       (NULL: token only) */
     int64_t *metrics_tenants;      /* tenants with per-tenant series in /metrics (none) */
     size_t n_metrics_tenants;
+    int64_t alerts_interval_ms; /* between two passes of the alert monitor (10000) */
+
+    /* Webhooks (notify/notify.h). */
+    char **webhook_allow;          /* CIDR blocks webhooks may reach whatever their address
+                                      class (loopback, private, nodes...), NULL-ended (none) */
+    char *webhook_ca_file;         /* extra CA (PEM) trusted for webhook receivers (NULL) */
+    int64_t webhook_retry_base_ms; /* first webhook retry delay, then x6 each time (5000) */
+    int64_t webhook_give_up_ms;    /* a delivery failing this long is given up (24 h) */
 };
 
 /* Fills cfg. Returns 0, 1 if --help/--version was printed (exit 0), or MU_EINVAL with a

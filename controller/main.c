@@ -11,17 +11,22 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alerts/alerts.h"
 #include "api/api.h"
 #include "auth/auth.h"
+#include "catalog/catalog.h"
 #include "config.h"
 #include "fleet/health.h"
 #include "fleet/ingest.h"
 #include "fleet/pki.h"
 #include "mutualis/log.h"
+#include "notify/notify.h"
 #include "ops/ops.h"
 #include "sched/sched.h"
 #include "store/store.h"
 #include "tenancy/quotas.h"
+#include "net/net.h"
+#include "store/network.h"
 #include "virt/virt.h"
 #include "store/test_vfs.h"
 
@@ -98,6 +103,9 @@ struct policies {
     struct mu_rbac *rbac;
     struct mu_sched_policy *placement;
     struct mu_quota_policy *quotas;
+    struct mu_catalog *catalog;
+    struct mu_alert_policy *alerts;
+    struct mu_net_policy *networks;
 };
 
 static void policies_clear(struct policies *p)
@@ -105,6 +113,9 @@ static void policies_clear(struct policies *p)
     mu_rbac_free(p->rbac);
     free(p->placement);
     mu_quota_policy_free(p->quotas);
+    mu_catalog_free(p->catalog);
+    free(p->alerts);
+    mu_net_policy_free(p->networks);
     memset(p, 0, sizeof *p);
 }
 
@@ -114,6 +125,10 @@ static int policies_load(const char *dir, struct policies *ret, struct mu_err *e
     MU_AUTOFREE char *rbac = mu_xasprintf("%s/rbac.json", dir);
     MU_AUTOFREE char *placement = mu_xasprintf("%s/placement.json", dir);
     MU_AUTOFREE char *quotas = mu_xasprintf("%s/quotas.json", dir);
+    MU_AUTOFREE char *alerts = mu_xasprintf("%s/alerts.json", dir);
+    /* every MU_AUTOFREE before the first goto: a jump past one frees garbage */
+    MU_AUTOFREE char *catalog = mu_xasprintf("%s/catalog.json", dir);
+    MU_AUTOFREE char *networks = mu_xasprintf("%s/networks.json", dir);
     MU_AUTOFREE char *text = NULL;
     p.rbac = mu_rbac_load(rbac, err);
     if (!p.rbac)
@@ -129,12 +144,20 @@ static int policies_load(const char *dir, struct policies *ret, struct mu_err *e
         goto fail;
     if (mu_quota_policy_load(quotas, &p.quotas, err) < 0)
         goto fail;
+    if (mu_alert_policy_load(alerts, &p.alerts, err) < 0)
+        goto fail;
+    if (mu_catalog_load(catalog, &p.catalog, err) < 0)
+        goto fail;
+    if (mu_net_policy_load(networks, &p.networks, err) < 0)
+        goto fail;
     *ret = p;
     return MU_OK;
 fail:
     policies_clear(&p);
     return err->code ? err->code : MU_EINVAL;
 }
+
+static void apply_networks(struct mu_app *app);
 
 static void reload_policies(struct mu_app *app)
 {
@@ -146,13 +169,45 @@ static void reload_policies(struct mu_app *app)
         return;
     }
     pthread_rwlock_wrlock(&app->policy_lock);
-    struct policies old = {app->rbac, app->placement, app->quotas};
+    struct policies old = {.rbac = app->rbac, .placement = app->placement, .quotas = app->quotas};
+    old.alerts = app->alert_policy;
+    app->alert_policy = fresh.alerts;
+    old.catalog = app->catalog;
+    app->catalog = fresh.catalog;
     app->rbac = fresh.rbac;
     app->placement = fresh.placement;
     app->quotas = fresh.quotas;
+    old.networks = app->net_policy;
+    app->net_policy = fresh.networks;
     pthread_rwlock_unlock(&app->policy_lock);
+    apply_networks(app);
     policies_clear(&old);
     mu_log_info("policies reloaded dir=%s", app->policies_dir);
+}
+
+/* The network policy reaches the store (segment range, MTU, port, declared provider
+ * networks) and the store's default-network quota check follows the quota policy. Called at
+ * start and after a reload, before the previous policies are freed. */
+static void apply_networks(struct mu_app *app)
+{
+    struct mu_audit_rec rec = {.actor = "policy",
+                               .role = "",
+                               .action = "network.create",
+                               .outcome = "ok",
+                               .request_id = "policy"};
+    struct mu_err err = {0};
+    int created = 0;
+
+    pthread_rwlock_rdlock(&app->policy_lock);
+    struct mu_quota_defaults defaults = mu_quota_policy_defaults(app->quotas);
+    mu_store_net_quota_defaults_set(app->store, &defaults);
+    if (app->net_policy &&
+        mu_net_policy_apply(app->net_policy, app->store, &rec, &created, &err) < 0)
+        mu_log_error("provider network of policies/networks.json not created detail=\"%s\"",
+                     err.detail);
+    else if (created > 0)
+        mu_log_info("provider networks created from the policy count=%d", created);
+    pthread_rwlock_unlock(&app->policy_lock);
 }
 
 /* Writes the audit chain head to the log and beside the database, so that a truncated
@@ -204,6 +259,8 @@ int main(int argc, char **argv)
     struct mu_pki_files pki = {0};
     struct mu_app app = {0};
     struct mu_health *health = NULL;
+    struct mu_notify_allow *webhook_allow = NULL;
+    struct mu_prober *prober = NULL;
     MU_AUTOFREE char *db_path = NULL;
     MU_AUTOFREE char *pki_dir = NULL;
     pthread_rwlock_init(&app.policy_lock, NULL);
@@ -272,6 +329,10 @@ int main(int argc, char **argv)
     app.rbac = pol.rbac;
     app.placement = pol.placement;
     app.quotas = pol.quotas;
+    app.catalog = pol.catalog;
+    app.alert_policy = pol.alerts;
+    app.net_policy = pol.networks;
+    apply_networks(&app);
     app.authn = mu_authn_new(st);
     if (mu_virt_init(&err) < 0)
         goto fail;
@@ -300,6 +361,27 @@ int main(int argc, char **argv)
     app.n_metrics_tenants = cfg.n_metrics_tenants;
     app.capmon = mu_capmon_start(&app, (int64_t)cfg.capacity_interval_s * 1000, &err);
     if (!app.capmon)
+        goto fail;
+    /* Webhooks: the allow-list the API checks URLs against, and the dispatcher. */
+    if (mu_notify_allow_parse(cfg.webhook_allow, &webhook_allow, &err) < 0)
+        goto fail;
+    app.webhook_allow = webhook_allow;
+    struct mu_notify_opts nopts = {.store = st,
+                                   .allow = webhook_allow,
+                                   .ca_file = cfg.webhook_ca_file,
+                                   .retry_base_ms = cfg.webhook_retry_base_ms,
+                                   .give_up_ms = cfg.webhook_give_up_ms};
+    app.notify = mu_notify_start(&nopts, &err);
+    if (!app.notify)
+        goto fail;
+    /* Catalogue requests: provisioning → ready once the guest answers on the item's port. */
+    struct mu_prober_opts popts = {.store = st, .catalog = &app.catalog, .lock = &app.policy_lock};
+    prober = mu_prober_start(&popts, &err);
+    if (!prober)
+        goto fail;
+    /* Alerts: policies/alerts.json over the store and the capacity monitor's verdict. */
+    app.alerts = mu_api_alerts_start(&app, cfg.alerts_interval_ms, &err);
+    if (!app.alerts)
         goto fail;
 
     struct mu_server_opts sopts = {.listen_host = cfg.listen_host,
@@ -345,6 +427,12 @@ int main(int argc, char **argv)
     }
     mu_server_stop(srv); /* deferred agent answers complete first: the writer still runs */
     srv = NULL;
+    mu_notify_stop(app.notify);
+    app.notify = NULL;
+    mu_prober_stop(prober);
+    prober = NULL;
+    mu_alerts_stop(app.alerts);
+    app.alerts = NULL;
     mu_capmon_stop(app.capmon);
     app.capmon = NULL;
     mu_health_stop(health);
@@ -360,12 +448,20 @@ fail:
     mu_log_error("mutualisd cannot start detail=\"%s\"", err.detail);
 out:
     mu_server_stop(srv);
+    mu_notify_stop(app.notify);
+    mu_alerts_stop(app.alerts);
     mu_capmon_stop(app.capmon);
     mu_health_stop(health);
     mu_ingest_stop(app.ingest);
     mu_ops_stop(app.ops);
     mu_authn_free(app.authn);
-    struct policies last = {app.rbac, app.placement, app.quotas};
+    mu_notify_allow_free(webhook_allow);
+    mu_prober_stop(prober);
+    struct policies last = {.rbac = app.rbac, .placement = app.placement, .quotas = app.quotas};
+    last.catalog = app.catalog;
+    last.alerts = app.alert_policy;
+    last.networks = app.net_policy;
+    mu_store_net_quota_defaults_set(st, NULL);
     policies_clear(&last);
     mu_store_close(st);
     mu_pki_files_clear(&pki);

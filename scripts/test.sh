@@ -13,5 +13,8 @@ cmake --build "$BUILD" -j"$(nproc)"
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+# The browser tests (label e2e) fail instead of skipping when chromium or their node modules
+# are missing: install-deps.sh all installs them.
+export MU_REQUIRE_E2E=${MU_REQUIRE_E2E:-1}
 cd "$BUILD"
 ctest -j2 --output-on-failure --timeout 900 "$@"

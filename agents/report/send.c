@@ -181,7 +181,7 @@ static int post(struct mu_sender *s, const char *url, const char *body, size_t l
 int mu_sender_post(struct mu_sender *s, const char *body, size_t len, struct mu_send_answer *ret,
                    struct mu_err *err)
 {
-    struct mu_send_answer a = {0};
+    struct mu_send_answer a = {.net_generation = -1};
     int prc = post(s, s->url, body, len, &a.status, err);
     if (prc < 0) {
         *ret = a;
@@ -189,6 +189,7 @@ int mu_sender_post(struct mu_sender *s, const char *body, size_t len, struct mu_
     }
     struct mu_err aerr = {0};
     if (mu_report_ack_parse(s->answer, s->answer_len, a.epoch, &a.acked_seq, &aerr) == 0) {
+        mu_report_ack_net_generation(s->answer, s->answer_len, &a.net_generation);
         *ret = a;
         return 0;
     }
@@ -234,4 +235,39 @@ int mu_sender_renew(struct mu_sender *s, const char *csr_pem, struct mu_renew_an
     *ret = a;
     return mu_err_set(err, MU_EINVAL, "the controller answered %ld without a certificate: %s",
                       a.status, a.detail[0] ? a.detail : perr.detail);
+}
+
+int mu_sender_get(struct mu_sender *s, const char *path, char **ret_body, long *ret_status,
+                  struct mu_err *err)
+{
+    size_t base = strlen(s->url) - strlen(MU_SEND_PATH);
+    MU_AUTOFREE char *url = mu_xasprintf("%.*s%s", (int)base, s->url, path);
+    long status = 0;
+    s->answer_len = 0;
+    s->answer_too_big = false;
+    s->errbuf[0] = '\0';
+    CURLcode rc = curl_easy_setopt(s->curl, CURLOPT_URL, url);
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(s->curl, CURLOPT_HTTPGET, 1L);
+    if (rc == CURLE_OK)
+        rc = curl_easy_perform(s->curl);
+    curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_setopt(s->curl, CURLOPT_POST, 1L); /* back to what reports need */
+    *ret_status = status;
+    s->answer[s->answer_len] = '\0';
+    if (rc != CURLE_OK) {
+        if (s->answer_too_big)
+            return mu_err_set(err, MU_EINVAL, "the controller's answer is larger than %d bytes",
+                              MU_SEND_MAX_ANSWER);
+        return mu_err_set(err, MU_EUNAVAIL, "%s: %s", curl_easy_strerror(rc),
+                          s->errbuf[0] ? s->errbuf : "no detail");
+    }
+    if (status != 200) {
+        char detail[256];
+        answer_detail(s->answer, s->answer_len, detail, sizeof detail);
+        return mu_err_set(err, MU_EINVAL, "the controller answered %ld to GET %s: %s", status, path,
+                          detail);
+    }
+    *ret_body = mu_xstrndup(s->answer, s->answer_len);
+    return 0;
 }

@@ -16,6 +16,7 @@
 
 #define MU_SEND_PATH            "/v1/agent/reports"
 #define MU_SEND_RENEW_PATH      "/v1/agent/renew"
+#define MU_SEND_NET_PATH        "/v1/agent/network"
 #define MU_SEND_MAX_ANSWER      65536
 #define MU_SEND_CONNECT_TIMEOUT 10 /* seconds */
 #define MU_SEND_TIMEOUT         30 /* seconds, a whole request */
@@ -37,6 +38,8 @@ struct mu_send_answer {
     char epoch[MU_EPOCH_HEX_LEN + 1]; /* the acknowledgement, when there is one */
     int64_t acked_seq;
     char detail[256]; /* problem+json detail or the start of the body */
+    /* The node's network plan generation carried by the ack (-1: none; agents/net). */
+    int64_t net_generation;
 };
 
 /* POSTs one report (application/json). Returns
@@ -62,5 +65,11 @@ void mu_renew_answer_clear(struct mu_renew_answer *a);
  * Reports go on to MU_SEND_PATH afterwards, on the same connection. */
 int mu_sender_renew(struct mu_sender *s, const char *csr_pem, struct mu_renew_answer *ret,
                     struct mu_err *err);
+
+/* GETs path (e.g. MU_SEND_NET_PATH) on the sender's connection. 0 and *ret_body (caller
+ * frees, NUL-terminated) for a 200 answer; MU_EUNAVAIL no answer; MU_EINVAL another status
+ * (*ret_status, err carries the problem's detail). The next report goes out as a POST. */
+int mu_sender_get(struct mu_sender *s, const char *path, char **ret_body, long *ret_status,
+                  struct mu_err *err);
 
 #endif

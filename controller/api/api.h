@@ -19,6 +19,12 @@
 
 struct mu_quota_policy; /* tenancy/quotas.h */
 struct mu_ingest;       /* fleet/ingest.h */
+struct mu_catalog;      /* catalog/catalog.h */
+struct mu_alert_policy; /* alerts/alerts.h */
+struct mu_alerts;       /* alerts/alerts.h */
+struct mu_notify_allow; /* notify/notify.h */
+struct mu_notify;       /* notify/notify.h */
+struct mu_net_policy;   /* net/net.h */
 
 /* Shared state handed to every handler. */
 struct mu_app {
@@ -41,6 +47,16 @@ struct mu_app {
                                  may be NULL: token only) */
     int64_t *metrics_tenants; /* tenants with per-tenant series in /metrics */
     size_t n_metrics_tenants;
+    struct mu_catalog *catalog;           /* policies/catalog.json (catalog/catalog.h); guarded by
+                                             policy_lock */
+    struct mu_alert_policy *alert_policy; /* policies/alerts.json; guarded by policy_lock */
+    struct mu_alerts *alerts;             /* the alert monitor (NULL: none runs) */
+    /* Webhooks (notify/notify.h): the operator's allow-list that URLs are checked against
+     * (NULL: empty), and the dispatcher woken when a webhook is set (NULL: none runs). */
+    const struct mu_notify_allow *webhook_allow;
+    struct mu_notify *notify;
+    struct mu_net_policy *net_policy; /* policies/networks.json (net/net.h); guarded by
+                                         policy_lock (NULL: the built-in defaults) */
 };
 
 #define MU_MAX_PATH_PARAMS 4
@@ -119,6 +135,8 @@ struct mu_resp {
     char *raw;
     size_t raw_len;
     const char *content_type;
+    /* Cache-Control of the answer (static string; NULL: "no-store"): the portal's files. */
+    const char *cache_control;
     /* More headers (Allow, WWW-Authenticate, Set-Cookie...): see mu_resp_header_add. */
     struct mu_resp_header {
         char *name, *value; /* owned */
@@ -226,6 +244,17 @@ struct mu_capmon;
 struct mu_capmon *mu_capmon_start(struct mu_app *app, int64_t interval_ms, struct mu_err *err);
 /* Stops and joins the thread. NULL is accepted. */
 void mu_capmon_stop(struct mu_capmon *m);
+/* The N+1 verdict GET /v1/capacity serves (the monitor's last, or computed now when no
+ * monitor runs): 1 with *ret_ok and summary (may be NULL) written, 0 when not computed yet,
+ * or a negative code with err set. */
+int mu_capmon_verdict(struct mu_app *app, bool *ret_ok, char *summary, size_t summary_len,
+                      struct mu_err *err);
+
+/* ---- alert monitor (h_alerts.c) --------------------------------------------------- */
+/* Starts the alert monitor (alerts/alerts.h) over app: its policies under policy_lock
+ * (app->alert_policy, placement, quotas) and the capacity monitor's N+1 verdict; a pass
+ * every interval_ms. NULL with err set. Stop it with mu_alerts_stop. */
+struct mu_alerts *mu_api_alerts_start(struct mu_app *app, int64_t interval_ms, struct mu_err *err);
 
 /* ---- server ---------------------------------------------------------------------- */
 struct mu_server_opts {

@@ -2,7 +2,8 @@
  * the client certificate before the body was read (MU_ROUTE_AGENT); here the report is
  * parsed strictly, must speak for the certificate's node, and goes to the report writer
  * (fleet/ingest.h). The answer leaves only after the writer's batch was committed and
- * synced: {"epoch": "…", "acked_seq": N}.
+ * synced: {"epoch": "…", "acked_seq": N, "net_generation": G} (G: the generation of the
+ * node's network plan, see GET /v1/agent/network below).
  *
  * POST /v1/agent/renew: an agent renews its certificate over the same mutual TLS. It sends
  * {"csr": PEM} for a key it generated itself (the key never leaves the node), naming its
@@ -20,6 +21,7 @@
 #include "mutualis/json.h"
 #include "mutualis/log.h"
 #include "mutualis/report.h"
+#include "store/network.h"
 #include "store/telemetry.h"
 
 #define MU_AGENT_WAIT_MS   10000 /* when the server cannot defer: how long to wait */
@@ -69,11 +71,52 @@ static int answer(int rc, const struct mu_ingest_ack *ack, struct mu_resp *resp,
     return MU_OK;
 }
 
+/* The generation of the node's network plan (GET /v1/agent/network), carried in the acks of
+ * nodes that take part in tenant networks so that their agent fetches the plan only when it
+ * changed. -1 when there is none or it cannot be read (the ack then goes without it and the
+ * agent keeps its plan). */
+static int64_t net_generation(struct mu_app *app, int64_t node_id)
+{
+    struct mu_err err = {0};
+    MU_AUTOFREE char *plan = NULL;
+    int64_t gen = -1;
+    if (mu_store_node_net_plan_json(app->store, node_id, &plan, &err) < 0)
+        return -1;
+    cJSON *root = cJSON_Parse(plan);
+    const cJSON *g = cJSON_GetObjectItemCaseSensitive(root, "generation");
+    const cJSON *local = cJSON_GetObjectItemCaseSensitive(root, "local");
+    const cJSON *segs = cJSON_GetObjectItemCaseSensitive(root, "segments");
+    /* A node outside every tenant network (no underlay address, no segment) gets the ack as
+     * before: its agent has nothing to realise. */
+    bool member = (cJSON_IsString(local) && local->valuestring[0]) || cJSON_GetArraySize(segs) > 0;
+    if (member && cJSON_IsNumber(g) && g->valuedouble >= 0)
+        gen = (int64_t)g->valuedouble;
+    cJSON_Delete(root);
+    return gen;
+}
+
+static void add_net_generation(struct mu_resp *resp, int64_t gen)
+{
+    if (gen >= 0 && resp->json && resp->status != 409)
+        mu_json_add_i64(resp->json, "net_generation", gen);
+}
+
+struct report_wait {
+    struct mu_ingest_ticket *ticket;
+    int64_t net_gen;
+};
+
 static int finish_report(void *arg, struct mu_resp *resp, struct mu_err *err)
 {
+    struct report_wait *w = arg;
     struct mu_ingest_ack ack = {0};
-    int rc = mu_ingest_result(arg, &ack, err);
-    return answer(rc, &ack, resp, err);
+    int rc = mu_ingest_result(w->ticket, &ack, err);
+    int64_t gen = w->net_gen;
+    free(w);
+    rc = answer(rc, &ack, resp, err);
+    if (rc == MU_OK)
+        add_net_generation(resp, gen);
+    return rc;
 }
 
 int mu_h_agent_report(struct mu_req *req, struct mu_resp *resp, struct mu_err *err)
@@ -113,17 +156,24 @@ int mu_h_agent_report(struct mu_req *req, struct mu_resp *resp, struct mu_err *e
     struct mu_ingest_src src = {.node_id = node_id,
                                 .cert_serial = req->client_serial,
                                 .cert_not_after_ms = req->client_not_after_ms};
+    int64_t gen = net_generation(req->app, node_id);
     if (!req->wake) {
         struct mu_ingest_ack ack = {0};
         rc = mu_ingest_submit_wait(req->app->ingest, &r, &src, MU_AGENT_WAIT_MS, &ack, err);
-        return answer(rc, &ack, resp, err);
+        rc = answer(rc, &ack, resp, err);
+        if (rc == MU_OK)
+            add_net_generation(resp, gen);
+        return rc;
     }
     struct mu_ingest_ticket *t =
         mu_ingest_submit(req->app->ingest, &r, &src, req->wake, req->wake_arg, err);
     if (!t)
         return err->code ? err->code : MU_EBUSY;
+    struct report_wait *w = mu_xcalloc(1, sizeof *w);
+    w->ticket = t;
+    w->net_gen = gen;
     resp->finish = finish_report;
-    resp->finish_arg = t;
+    resp->finish_arg = w;
     return MU_OK;
 }
 
@@ -197,5 +247,32 @@ int mu_h_agent_renew(struct mu_req *req, struct mu_resp *resp, struct mu_err *er
     mu_json_add_str(resp->json, "ca", ca);
     mu_json_add_time(resp->json, "not_after", not_after_ms);
     mu_json_add_str(resp->json, "serial", serial);
+    return MU_OK;
+}
+
+/* GET /v1/agent/network: the desired network state of the certificate's node
+ * (store/network.h, mu_store_node_net_plan_json). The agent realises it itself: the
+ * controller never runs commands on nodes (agents/net/README.md says why). */
+int mu_h_agent_network(struct mu_req *req, struct mu_resp *resp, struct mu_err *err)
+{
+    MU_AUTOFREE char *plan = NULL;
+    int64_t node_id = 0;
+    int rc;
+
+    if (!req->client_cn[0])
+        return mu_err_set(err, MU_EUNAUTH, "this address needs a client certificate");
+    rc = mu_store_node_id_by_name(req->app->store, req->client_cn, &node_id, err);
+    if (rc == MU_ENOTFOUND) {
+        mu_err_clear(err);
+        return mu_err_setf(err, MU_EFORBIDDEN, "node",
+                           "node %s is not registered with this controller", req->client_cn);
+    }
+    if (rc == 0)
+        rc = mu_store_node_net_plan_json(req->app->store, node_id, &plan, err);
+    if (rc < 0)
+        return rc;
+    resp->json = mu_json_parse(plan, strlen(plan), "network plan", err);
+    if (!resp->json)
+        return mu_err_set(err, MU_EINTERNAL, "the node's network plan is not valid JSON");
     return MU_OK;
 }

@@ -13,6 +13,7 @@
 #include "mutualis/json.h"
 #include "mutualis/log.h"
 #include "mutualis/util.h"
+#include "store/history.h"
 #include "store/provision.h"
 #include "store/telemetry.h"
 #include "tenancy/quotas.h"
@@ -422,6 +423,148 @@ static int n1_current(struct mu_app *app, struct n1_result *ret, struct mu_err *
     return MU_OK;
 }
 
+int mu_capmon_verdict(struct mu_app *app, bool *ret_ok, char *summary, size_t summary_len,
+                      struct mu_err *err)
+{
+    struct n1_result n1;
+    int r = n1_current(app, &n1, err);
+    if (r < 0)
+        return r;
+    if (!n1.have)
+        return 0;
+    *ret_ok = n1.v.ok;
+    if (summary && summary_len)
+        snprintf(summary, summary_len, "%s", n1.v.summary);
+    return 1;
+}
+
+/* ---- the forecast ------------------------------------------------------------------ */
+
+#define FORECAST_WINDOW_DAYS 30
+
+/* The daily peaks are replayed from every VM event: kept until an event is added or the
+ * day changes (one slot is enough: one store per process). */
+static struct {
+    pthread_mutex_t lock;
+    const struct mu_store *st;
+    int64_t max_id, today;
+    struct mu_alloc_day *days;
+    size_t n;
+} forecast_cache = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static int history_cached(struct mu_store *st, int64_t now_ms, struct mu_alloc_day **ret,
+                          size_t *ret_n, struct mu_err *err)
+{
+    int64_t max_id = mu_store_vm_events_max_id(st);
+    int64_t today = now_ms / MU_DAY_MS;
+    int r = 0;
+    pthread_mutex_lock(&forecast_cache.lock);
+    if (forecast_cache.st != st || forecast_cache.max_id != max_id ||
+        forecast_cache.today != today || !forecast_cache.days) {
+        struct mu_alloc_day *days = NULL;
+        size_t n = 0;
+        r = mu_store_alloc_history(st, now_ms, FORECAST_WINDOW_DAYS, &days, &n, err);
+        if (r == 0) {
+            free(forecast_cache.days);
+            forecast_cache.days = days ? days : mu_xcalloc(1, sizeof *days);
+            forecast_cache.n = n;
+            forecast_cache.st = st;
+            forecast_cache.max_id = max_id;
+            forecast_cache.today = today;
+        }
+    }
+    if (r == 0) {
+        *ret = mu_xcalloc(forecast_cache.n + 1, sizeof **ret);
+        if (forecast_cache.n)
+            memcpy(*ret, forecast_cache.days, forecast_cache.n * sizeof **ret);
+        *ret_n = forecast_cache.n;
+    }
+    pthread_mutex_unlock(&forecast_cache.lock);
+    return r;
+}
+
+/* One resource's forecast from its daily peaks against capacity. */
+static cJSON *forecast_resource_json(const struct mu_alloc_day *days, size_t n, int k,
+                                     int64_t capacity)
+{
+    int64_t *peaks = mu_xcalloc(n + 1, sizeof *peaks);
+    cJSON *o = mu_json_obj();
+    cJSON *pts = mu_json_arr();
+    for (size_t i = 0; i < n; i++) {
+        peaks[i] = k == 0   ? days[i].peak_vcpus
+                   : k == 1 ? days[i].peak_ram_mib
+                            : days[i].peak_disk_gib;
+        char day[40];
+        mu_format_time(days[i].day_ms, day, sizeof day);
+        day[10] = '\0'; /* the date part of RFC 3339 */
+        cJSON *p = mu_json_obj();
+        mu_json_add_str(p, "day", day);
+        mu_json_add_i64(p, "peak", peaks[i]);
+        cJSON_AddItemToArray(pts, p);
+    }
+    struct mu_sched_forecast f;
+    struct mu_err e = {0};
+    if (mu_sched_forecast(peaks, n, capacity, &f, &e) < 0)
+        f.verdict = MU_SCHED_FORECAST_TOO_FEW;
+    mu_json_add_i64(o, "capacity", capacity);
+    static const char *const trends[] = {"too_few_points", "full", "not_growing", "growing"};
+    mu_json_add_str(o, "trend", trends[f.verdict]);
+    if (f.verdict == MU_SCHED_FORECAST_TOO_FEW) {
+        mu_json_add_null(o, "days_to_full");
+        mu_json_add_null(o, "slope_per_day");
+        mu_json_add_null(o, "intercept");
+        mu_json_add_null(o, "r2");
+    } else {
+        if (f.verdict == MU_SCHED_FORECAST_FULL || f.verdict == MU_SCHED_FORECAST_DAYS)
+            cJSON_AddNumberToObject(o, "days_to_full", f.days_to_full);
+        else
+            mu_json_add_null(o, "days_to_full");
+        cJSON_AddNumberToObject(o, "slope_per_day", f.slope_per_day);
+        cJSON_AddNumberToObject(o, "intercept", f.intercept);
+        cJSON_AddNumberToObject(o, "r2", f.r2);
+    }
+    mu_json_add_bool(o, "full", f.verdict == MU_SCHED_FORECAST_FULL);
+    cJSON_AddItemToObject(o, "points", pts);
+    free(peaks);
+    return o;
+}
+
+/* "forecast": days until each resource is full (allocatable of every node), from the
+ * daily peaks of allocation over the last FORECAST_WINDOW_DAYS days. */
+static int forecast_json(struct mu_app *app, const struct mu_sched_snapshot *snap,
+                         const struct mu_sched_policy *policy, int64_t now_ms, cJSON *doc,
+                         struct mu_err *err)
+{
+    struct mu_alloc_day *days = NULL;
+    size_t n = 0;
+    int r = history_cached(app->store, now_ms, &days, &n, err);
+    if (r < 0)
+        return r;
+    struct mu_sched_capacity all;
+    mu_sched_cluster_capacity(snap, policy, &all, NULL);
+    cJSON *fc = mu_json_obj();
+    mu_json_add_i64(fc, "window_days", FORECAST_WINDOW_DAYS);
+    mu_json_add_i64(fc, "history_days", (int64_t)n);
+    if (n < MU_SCHED_FORECAST_MIN_POINTS) {
+        char why[96];
+        snprintf(why, sizeof why, "needs %d days of history, have %zu",
+                 MU_SCHED_FORECAST_MIN_POINTS, n);
+        mu_json_add_str(fc, "reason", why);
+    } else {
+        mu_json_add_null(fc, "reason");
+    }
+    cJSON *res = mu_json_obj();
+    cJSON_AddItemToObject(res, "vcpus", forecast_resource_json(days, n, 0, all.vcpus.allocatable));
+    cJSON_AddItemToObject(res, "ram_mib",
+                          forecast_resource_json(days, n, 1, all.ram_mib.allocatable));
+    cJSON_AddItemToObject(res, "disk_gib",
+                          forecast_resource_json(days, n, 2, all.disk_gib.allocatable));
+    cJSON_AddItemToObject(fc, "resources", res);
+    cJSON_AddItemToObject(doc, "forecast", fc);
+    free(days);
+    return MU_OK;
+}
+
 /* ---- the handler ------------------------------------------------------------------- */
 
 void mu_capacity_used_fill(struct mu_store *st, const struct mu_sched_snapshot *snap,
@@ -592,6 +735,8 @@ int mu_h_capacity(struct mu_req *req, struct mu_resp *resp, struct mu_err *err)
     if ((r = n1_current(app, &n1, err)) < 0)
         goto out;
     cJSON_AddItemToObject(doc, "n_plus_1", n1_json(&n1));
+    if ((r = forecast_json(app, snap, &policy, mu_now_ms(), doc, err)) < 0)
+        goto out;
     if ((r = tenants_json(app, doc, err)) < 0)
         goto out;
     mu_json_add_time(doc, "generated_at", mu_now_ms());

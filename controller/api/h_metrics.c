@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alerts/alerts.h"
 #include "api/handlers.h"
 #include "api/metrics.h"
 #include "fleet/ingest.h"
@@ -129,19 +130,8 @@ static int write_vms(struct mu_app *app, struct mu_buf *b, struct mu_err *err)
                                          "unknown", "error",   "deleted"};
     enum { N_STATES = sizeof states / sizeof states[0] };
     int64_t counts[N_STATES + 1] = {0}; /* the last slot: any other state */
-    struct mu_vm_filter f = {0};
-    struct mu_vm *vms = NULL;
-    size_t nv = 0;
-    if (mu_store_vm_list(app->store, &f, &vms, &nv, err) < 0)
+    if (mu_store_vm_state_counts(app->store, states, N_STATES, counts, err) < 0)
         return err->code;
-    for (size_t i = 0; i < nv; i++) {
-        size_t k = 0;
-        while (k < N_STATES &&
-               (!vms[i].observed_state || strcmp(vms[i].observed_state, states[k]) != 0))
-            k++;
-        counts[k]++;
-    }
-    mu_vms_free(vms, nv);
     mu_metrics_family(b, "mutualis_vms", "gauge", "VMs by observed state.");
     for (size_t k = 0; k <= N_STATES; k++) {
         const char *labels[] = {"state", k < N_STATES ? states[k] : "other", NULL};
@@ -203,6 +193,40 @@ static int write_tenants(struct mu_app *app, struct mu_buf *b, struct mu_err *er
     return MU_OK;
 }
 
+/* mutualis_n_plus_1_ok (no sample until the first verdict) and mutualis_alerts_firing per
+ * rule of alerts/alerts.h (every rule, 0 when none fires: bounded cardinality). */
+static int write_alerts(struct mu_app *app, struct mu_buf *b, struct mu_err *err)
+{
+    bool ok = false;
+    int known = mu_capmon_verdict(app, &ok, NULL, 0, err);
+    if (known < 0)
+        return known;
+    mu_metrics_family(b, "mutualis_n_plus_1_ok", "gauge",
+                      "1 when the VMs of any one node fit on the others (the last N+1 check), "
+                      "else 0.");
+    if (known == 1)
+        mu_metrics_sample(b, "mutualis_n_plus_1_ok", NULL, ok ? 1 : 0);
+    struct mu_alert_filter f = {.state = "firing"};
+    struct mu_alert *as = NULL;
+    size_t n = 0;
+    if (mu_store_alert_list(app->store, &f, &as, &n, err) < 0)
+        return err->code;
+    int64_t counts[MU_ALERT_RULES] = {0};
+    for (size_t i = 0; i < n; i++) {
+        int rule = mu_alert_rule_from_name(as[i].rule);
+        if (rule >= 0)
+            counts[rule]++;
+    }
+    mu_alerts_free(as, n);
+    mu_metrics_family(b, "mutualis_alerts_firing", "gauge",
+                      "Alerts firing now, per rule of policies/alerts.json.");
+    for (int r = 0; r < MU_ALERT_RULES; r++) {
+        const char *labels[] = {"rule", mu_alert_rule_name(r), NULL};
+        mu_metrics_sample(b, "mutualis_alerts_firing", labels, (double)counts[r]);
+    }
+    return MU_OK;
+}
+
 static void write_ingest(struct mu_app *app, struct mu_buf *b)
 {
     if (!app->ingest)
@@ -243,6 +267,8 @@ int mu_h_metrics(struct mu_req *req, struct mu_resp *resp, struct mu_err *err)
         r = write_vms(app, &b, err);
     if (r >= 0)
         r = write_tenants(app, &b, err);
+    if (r >= 0)
+        r = write_alerts(app, &b, err);
     if (r < 0) {
         mu_buf_free(&b);
         return r;

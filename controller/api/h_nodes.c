@@ -8,6 +8,7 @@
 #include "fleet/health.h"
 #include "mutualis/json.h"
 #include "mutualis/validate.h"
+#include "store/network.h"
 #include "store/provision.h"
 #include "store/telemetry.h"
 #include "virt/virt.h"
@@ -26,6 +27,14 @@ static cJSON *node_json(struct mu_req *req, const struct mu_node *n)
     mu_json_add_time(o, "health_since", n->health_ms);
     mu_json_add_time(o, "last_report_at", n->last_report_ms);
     mu_json_add_str(o, "enrolment", n->enrolment);
+    {
+        char underlay[MU_IPV4_TEXT_MAX] = "";
+        struct mu_err uerr = {0};
+
+        /* The VXLAN underlay address ("" until the operator sets it). */
+        mu_store_node_underlay(req->app->store, n->id, underlay, &uerr);
+        mu_json_add_str(o, "underlay_ip", underlay);
+    }
     cJSON *labels = n->labels_json ? cJSON_Parse(n->labels_json) : NULL;
     cJSON_AddItemToObject(o, "labels", labels ? labels : mu_json_obj());
     cJSON *cap = mu_json_obj();
@@ -230,7 +239,7 @@ int mu_h_node_get(struct mu_req *req, struct mu_resp *resp, struct mu_err *err)
 
 int mu_h_node_update(struct mu_req *req, struct mu_resp *resp, struct mu_err *err)
 {
-    static const char *const allowed[] = {"labels", NULL};
+    static const char *const allowed[] = {"labels", "underlay_ip", NULL};
     struct mu_node n = {0};
     int r = load_node(req, &n, err);
     if (r < 0)
@@ -241,12 +250,34 @@ int mu_h_node_update(struct mu_req *req, struct mu_resp *resp, struct mu_err *er
     if (!body)
         return err->code;
     const cJSON *labels = NULL;
+    const char *underlay = NULL;
     MU_AUTOFREE char *text = NULL;
+    MU_AUTOFREE char *underlay_copy = NULL;
     r = mu_json_expect_object(body, allowed, "node", err);
-    if (r >= 0 && (r = mu_json_get_object(body, "labels", true, &labels, err)) == 0) {
+    if (r >= 0 && (r = mu_json_get_object(body, "labels", false, &labels, err)) == 0) {
         text = labels_from_json(labels, err);
         if (!text)
             r = err->code;
+    }
+    /* underlay_ip: the node's VXLAN underlay address ("" clears it). */
+    if (r >= 0 && cJSON_GetObjectItemCaseSensitive(body, "underlay_ip")) {
+        const cJSON *u = cJSON_GetObjectItemCaseSensitive(body, "underlay_ip");
+        if (cJSON_IsString(u) && strlen(u->valuestring) < MU_IPV4_TEXT_MAX)
+            underlay = u->valuestring;
+        else
+            r = mu_err_setf(err, MU_EINVAL, "underlay_ip",
+                            "underlay_ip must be an IPv4 address like \"10.99.0.11\", or \"\" "
+                            "to clear it");
+    }
+    if (r >= 0 && !text && !underlay)
+        r = mu_err_set(err, MU_EINVAL, "give \"labels\" and/or \"underlay_ip\" to change");
+    if (r >= 0 && underlay) {
+        uint32_t a;
+        underlay_copy = mu_xstrdup(underlay);
+        if (underlay[0] && mu_ipv4_parse(underlay, &a) < 0)
+            r = mu_err_setf(err, MU_EINVAL, "underlay_ip",
+                            "underlay_ip must be an IPv4 address like \"10.99.0.11\", or \"\" "
+                            "to clear it");
     }
     cJSON_Delete(body);
     if (r < 0)
@@ -255,7 +286,11 @@ int mu_h_node_update(struct mu_req *req, struct mu_resp *resp, struct mu_err *er
     MU_AUTOFREE char *target = mu_xasprintf("node/%lld", (long long)id);
     mu_req_audit(req, &rec, 0, target);
     rec.detail = text;
-    r = mu_store_node_set_labels(req->app->store, id, text, &rec, err);
+    /* Both changes are checked before either is made; each is audited. */
+    if (underlay_copy)
+        r = mu_store_node_set_underlay(req->app->store, id, underlay_copy, &rec, err);
+    if (r >= 0 && text)
+        r = mu_store_node_set_labels(req->app->store, id, text, &rec, err);
     if (r < 0)
         return r;
     return node_answer(req, id, 200, resp, err);

@@ -9,6 +9,7 @@
 #include "mutualis/json.h"
 #include "mutualis/validate.h"
 #include "sched/sched.h"
+#include "store/network.h"
 #include "store/provision.h"
 #include "store/telemetry.h"
 #include "tenancy/quotas.h"
@@ -52,6 +53,91 @@ static cJSON *vm_json(const struct mu_vm *v)
     return o;
 }
 
+/* The VM's NICs: [{"network", "network_name", "mac", "ip", "prefix", "gateway", "mtu",
+ * "public"}] (network names looked up once per NIC: a VM has a handful). */
+static void add_nics(struct mu_app *app, cJSON *o, int64_t vm_id)
+{
+    struct mu_nic *nics = NULL;
+    struct mu_err err = {0};
+    size_t n = 0;
+    cJSON *arr = mu_json_arr();
+    if (mu_store_vm_nics(app->store, vm_id, &nics, &n, &err) == 0) {
+        for (size_t i = 0; i < n; i++) {
+            struct mu_network net = {0};
+            cJSON *x = mu_json_obj();
+            mu_json_add_i64(x, "network", nics[i].network_id);
+            if (mu_store_network_get(app->store, nics[i].network_id, &net, &err) == 0)
+                mu_json_add_str(x, "network_name", net.name);
+            mu_network_clear(&net);
+            mu_json_add_str(x, "mac", nics[i].mac);
+            mu_json_add_str(x, "ip", nics[i].ip);
+            mu_json_add_i64(x, "prefix", nics[i].prefix);
+            mu_json_add_str(x, "gateway", nics[i].gateway[0] ? nics[i].gateway : NULL);
+            mu_json_add_i64(x, "mtu", nics[i].mtu);
+            mu_json_add_bool(x, "public", nics[i].public_addr);
+            cJSON_AddItemToArray(arr, x);
+        }
+    }
+    free(nics);
+    cJSON_AddItemToObject(o, "nics", arr);
+}
+
+/* "nics": [{"network": <id or name>, "ip"?: "a.b.c.d"}] into reqs (names resolved among the
+ * tenant's own networks and the shared provider networks; ips borrowed from body). */
+static int read_nics(struct mu_app *app, const cJSON *body, int64_t tenant_id,
+                     struct mu_nic_req *reqs, size_t max, size_t *ret_n, struct mu_err *err)
+{
+    static const char *const allowed[] = {"network", "ip", NULL};
+    const cJSON *arr = NULL, *it;
+    size_t n = 0;
+    int r = mu_json_get_array(body, "nics", false, &arr, err);
+    *ret_n = 0;
+    if (r != 0)
+        return r < 0 ? r : MU_OK;
+    if ((size_t)cJSON_GetArraySize(arr) > max)
+        return mu_err_setf(err, MU_EINVAL, "nics", "a VM has at most %zu NICs", max);
+    cJSON_ArrayForEach(it, arr)
+    {
+        const cJSON *net = cJSON_GetObjectItemCaseSensitive(it, "network");
+        const char *ip = NULL;
+        int64_t id = 0;
+        if (!cJSON_IsObject(it) || mu_json_expect_object(it, allowed, "nic", err) < 0)
+            return err->code ? err->code
+                             : mu_err_setf(err, MU_EINVAL, "nics",
+                                           "each NIC is {\"network\": <id or name>, \"ip\"?: "
+                                           "\"10.0.0.5\"}");
+        if (mu_json_get_str(it, "ip", false, MU_IPV4_TEXT_MAX - 1, &ip, err) < 0)
+            return err->code;
+        if (cJSON_IsString(net) && mu_ident_valid(net->valuestring)) {
+            r = mu_store_network_find(app->store, tenant_id, net->valuestring, &id, err);
+        } else if (cJSON_IsNumber(net) && mu_json_int_value(net, 1, INT64_MAX, &id) == 0) {
+            struct mu_network nw = {0};
+            r = mu_store_network_get(app->store, id, &nw, err);
+            /* Another tenant's network is as absent as a missing one. */
+            if (r == 0 && nw.tenant_id != tenant_id &&
+                !(strcmp(nw.kind, "provider") == 0 && nw.shared))
+                r = mu_err_set(err, MU_ENOTFOUND, "no network %lld", (long long)id);
+            mu_network_clear(&nw);
+        } else {
+            r = mu_err_setf(err, MU_EINVAL, "nics", "nics[%zu].network must be an id or a name", n);
+        }
+        if (r == MU_ENOTFOUND) {
+            mu_err_clear(err);
+            r = mu_err_setf(err, MU_EINVAL, "nics",
+                            "nics[%zu]: no such network for this tenant (its own networks and "
+                            "the provider networks open to tenants)",
+                            n);
+        }
+        if (r < 0)
+            return r;
+        reqs[n].network_id = id;
+        reqs[n].ip = ip;
+        n++;
+    }
+    *ret_n = n;
+    return MU_OK;
+}
+
 static cJSON *op_json(const struct mu_op *op)
 {
     cJSON *o = mu_json_obj();
@@ -85,7 +171,9 @@ static int accepted(struct mu_req *req, int64_t vm_id, int64_t op_id, struct mu_
         r = mu_store_op_get(req->app->store, op_id, &op, err);
     if (r == 0) {
         resp->json = mu_json_obj();
-        cJSON_AddItemToObject(resp->json, "vm", vm_json(&v));
+        cJSON *vj = vm_json(&v);
+        add_nics(req->app, vj, v.id);
+        cJSON_AddItemToObject(resp->json, "vm", vj);
         cJSON_AddItemToObject(resp->json, "operation", op_json(&op));
         resp->status = 202;
         resp->location = mu_xasprintf("/v1/operations/%lld", (long long)op_id);
@@ -172,10 +260,71 @@ static int read_labels(const cJSON *body, const char **labels, size_t *ret_n, ch
     return MU_OK;
 }
 
+/* The placement path shared by POST /v1/vms and the catalogue's approvals (handlers.h). */
+int mu_api_vm_place_admit(struct mu_app *app, struct mu_admit_req *ar, const char **labels,
+                          size_t nlabels, const struct mu_audit_rec *rec, int64_t *ret_vm_id,
+                          int64_t *ret_op_id, struct mu_err *err)
+{
+    int64_t vm_id = 0, op_id = 0;
+    int r;
+    struct mu_sched_snapshot *snap = mu_api_snapshot_build(app->store, ar->vm.group_id, false, err);
+    if (!snap)
+        return err->code;
+    int64_t exclude[MU_ADMIT_RETRIES];
+    size_t nexclude = 0;
+    pthread_rwlock_rdlock(&app->policy_lock);
+    struct mu_sched_policy policy = *app->placement;
+    struct mu_quota_defaults defaults = mu_quota_policy_defaults(app->quotas);
+    for (;;) {
+        struct mu_sched_request sr = {.vcpus = ar->vm.vcpus,
+                                      .ram_mib = ar->vm.ram_mib,
+                                      .disk_gib = ar->vm.disk_gib,
+                                      .group_id = ar->vm.group_id,
+                                      .labels = labels,
+                                      .n_labels = nlabels,
+                                      .exclude = exclude,
+                                      .n_exclude = nexclude};
+        struct mu_sched_decision d;
+        r = mu_sched_place(snap, &policy, &sr, &d, err);
+        if (r < 0)
+            break;
+        struct mu_sched_capacity cap;
+        mu_sched_node_capacity(&snap->nodes[d.node_index], &policy, &cap);
+        ar->node_id = d.node_id;
+        ar->node_cap_vcpus = cap.vcpus.allocatable;
+        ar->node_cap_ram_mib = cap.ram_mib.allocatable;
+        ar->node_cap_disk_gib = cap.disk_gib.allocatable;
+        ar->allow_unknown_health = policy.unknown_health_eligible;
+        ar->defaults = &defaults;
+        r = mu_store_vm_admit(app->store, ar, rec, &vm_id, &op_id, err);
+        if (r != MU_ERETRY || nexclude == MU_ADMIT_RETRIES - 1)
+            break;
+        /* The node filled up since the snapshot: place again without it. */
+        exclude[nexclude++] = d.node_id;
+        mu_err_clear(err);
+    }
+    pthread_rwlock_unlock(&app->policy_lock);
+    ar->defaults = NULL; /* pointed at this frame */
+    mu_sched_snapshot_free(snap);
+    if (r == MU_ERETRY) {
+        mu_err_clear(err);
+        r = mu_err_set(err, MU_EQUOTA,
+                       "no node has room any more: %zu nodes filled up while this VM was "
+                       "being placed; try again",
+                       nexclude + 1);
+    }
+    if (r >= 0) {
+        *ret_vm_id = vm_id;
+        *ret_op_id = op_id;
+    }
+    return r;
+}
+
 int mu_h_vm_create(struct mu_req *req, struct mu_resp *resp, struct mu_err *err)
 {
-    static const char *const allowed[] = {
-        "tenant_id", "name", "flavor", "image_id", "group_id", "required_labels", NULL};
+    static const char *const allowed[] = {"tenant_id", "name",      "flavor",
+                                          "image_id",  "group_id",  "required_labels",
+                                          "nics",      "user_data", NULL};
     cJSON *body = mu_req_json(req, err);
     if (!body)
         return err->code;
@@ -187,9 +336,11 @@ int mu_h_vm_create(struct mu_req *req, struct mu_resp *resp, struct mu_err *err)
     const char *labels[8];
     size_t nlabels = 0;
     char *labels_json = NULL;
-    struct mu_sched_snapshot *snap = NULL;
     MU_AUTOFREE char *target = NULL;
     int64_t vm_id = 0, op_id = 0;
+    struct mu_nic_req nics[8];
+    size_t n_nics = 0;
+    const char *user_data = NULL;
 
     int r = mu_json_expect_object(body, allowed, "vm", err);
     if (r >= 0)
@@ -221,6 +372,10 @@ int mu_h_vm_create(struct mu_req *req, struct mu_resp *resp, struct mu_err *err)
     if (r >= 0 && strcmp(tn.status, "active") != 0)
         r = mu_err_setf(err, MU_ECONFLICT, "tenant_id",
                         "%s is %s: no new VMs until it is active again", tn.name, tn.status);
+    if (r >= 0)
+        r = read_nics(req->app, body, ar.vm.tenant_id, nics, MU_ARRAY_LEN(nics), &n_nics, err);
+    if (r >= 0)
+        r = mu_json_get_str(body, "user_data", false, 64 * 1024, &user_data, err);
     if (r >= 0 && ar.vm.group_id > 0) {
         struct mu_group g = {0};
         r = mu_store_group_get(req->app->store, ar.vm.group_id, &g, err);
@@ -241,62 +396,19 @@ int mu_h_vm_create(struct mu_req *req, struct mu_resp *resp, struct mu_err *err)
     ar.vm.disk_gib = fl.disk_gib;
     ar.vm.labels_json = labels_json;
     labels_json = NULL;
+    ar.nics = nics;
+    ar.n_nics = n_nics;
+    ar.user_data = user_data;
 
-    snap = mu_api_snapshot_build(req->app->store, ar.vm.group_id, false, err);
-    if (!snap) {
-        r = err->code;
-        goto out;
-    }
-    int64_t exclude[MU_ADMIT_RETRIES];
-    size_t nexclude = 0;
     struct mu_audit_rec rec;
     target = mu_xasprintf("vm:%s", ar.vm.name);
     mu_req_audit(req, &rec, ar.vm.tenant_id, target);
-    pthread_rwlock_rdlock(&req->app->policy_lock);
-    struct mu_sched_policy policy = *req->app->placement;
-    struct mu_quota_defaults defaults = mu_quota_policy_defaults(req->app->quotas);
-    for (;;) {
-        struct mu_sched_request sr = {.vcpus = fl.vcpus,
-                                      .ram_mib = fl.ram_mib,
-                                      .disk_gib = fl.disk_gib,
-                                      .group_id = ar.vm.group_id,
-                                      .labels = labels,
-                                      .n_labels = nlabels,
-                                      .exclude = exclude,
-                                      .n_exclude = nexclude};
-        struct mu_sched_decision d;
-        r = mu_sched_place(snap, &policy, &sr, &d, err);
-        if (r < 0)
-            break;
-        struct mu_sched_capacity cap;
-        mu_sched_node_capacity(&snap->nodes[d.node_index], &policy, &cap);
-        ar.node_id = d.node_id;
-        ar.node_cap_vcpus = cap.vcpus.allocatable;
-        ar.node_cap_ram_mib = cap.ram_mib.allocatable;
-        ar.node_cap_disk_gib = cap.disk_gib.allocatable;
-        ar.allow_unknown_health = policy.unknown_health_eligible;
-        ar.defaults = &defaults;
-        r = mu_store_vm_admit(req->app->store, &ar, &rec, &vm_id, &op_id, err);
-        if (r != MU_ERETRY || nexclude == MU_ADMIT_RETRIES - 1)
-            break;
-        /* The node filled up since the snapshot: place again without it. */
-        exclude[nexclude++] = d.node_id;
-        mu_err_clear(err);
-    }
-    pthread_rwlock_unlock(&req->app->policy_lock);
-    if (r == MU_ERETRY) {
-        mu_err_clear(err);
-        r = mu_err_set(err, MU_EQUOTA,
-                       "no node has room any more: %zu nodes filled up while this VM was "
-                       "being placed; try again",
-                       nexclude + 1);
-    }
+    r = mu_api_vm_place_admit(req->app, &ar, labels, nlabels, &rec, &vm_id, &op_id, err);
     if (r >= 0)
         r = accepted(req, vm_id, op_id, resp, err);
 out:
     cJSON_Delete(body);
     free(labels_json);
-    mu_sched_snapshot_free(snap);
     mu_vm_clear(&ar.vm);
     mu_flavor_clear(&fl);
     mu_image_clear(&im);
@@ -329,8 +441,11 @@ int mu_h_vm_list(struct mu_req *req, struct mu_resp *resp, struct mu_err *err)
     if ((r = mu_store_vm_list(req->app->store, &f, &vs, &n, err)) < 0)
         return r;
     cJSON *items = mu_json_arr();
-    for (size_t i = 0; i < n; i++)
-        cJSON_AddItemToArray(items, vm_json(&vs[i]));
+    for (size_t i = 0; i < n; i++) {
+        cJSON *vj = vm_json(&vs[i]);
+        add_nics(req->app, vj, vs[i].id);
+        cJSON_AddItemToArray(items, vj);
+    }
     resp->json = mu_h_list_answer(items, n, f.limit, n ? vs[n - 1].id : 0);
     mu_vms_free(vs, n);
     return MU_OK;
@@ -343,6 +458,7 @@ int mu_h_vm_get(struct mu_req *req, struct mu_resp *resp, struct mu_err *err)
     if (r < 0)
         return r;
     resp->json = vm_json(&v);
+    add_nics(req->app, resp->json, v.id);
     mu_vm_clear(&v);
     return MU_OK;
 }
@@ -518,6 +634,8 @@ int mu_h_quota_get(struct mu_req *req, struct mu_resp *resp, struct mu_err *err)
         add_limit(l, "ram_mib", lv[i].limits.ram_mib);
         add_limit(l, "disk_gib", lv[i].limits.disk_gib);
         add_limit(l, "vms", lv[i].limits.vms);
+        add_limit(l, "networks", lv[i].limits.networks);
+        add_limit(l, "public_ips", lv[i].limits.public_ips);
         cJSON_AddItemToObject(o, "limits", l);
         mu_json_add_str(o, "limits_from", lv[i].explicit_limits ? "tenant" : "policy");
         cJSON *u = mu_json_obj();
@@ -525,6 +643,8 @@ int mu_h_quota_get(struct mu_req *req, struct mu_resp *resp, struct mu_err *err)
         mu_json_add_i64(u, "ram_mib", lv[i].usage.ram_mib);
         mu_json_add_i64(u, "disk_gib", lv[i].usage.disk_gib);
         mu_json_add_i64(u, "vms", lv[i].usage.vms);
+        mu_json_add_i64(u, "networks", lv[i].usage.networks);
+        mu_json_add_i64(u, "public_ips", lv[i].usage.public_ips);
         cJSON_AddItemToObject(o, "allocated", u);
         struct mu_actual_use a = {0};
         if (mu_store_tenant_actual(req->app->store, lv[i].tenant_id, &a, err) < 0) {
@@ -563,7 +683,8 @@ static int limit_field(const cJSON *body, const char *key, int64_t max, int64_t 
 
 int mu_h_quota_set(struct mu_req *req, struct mu_resp *resp, struct mu_err *err)
 {
-    static const char *const allowed[] = {"vcpus", "ram_mib", "disk_gib", "vms", NULL};
+    static const char *const allowed[] = {"vcpus",    "ram_mib",    "disk_gib", "vms",
+                                          "networks", "public_ips", NULL};
     int64_t id;
     int r = mu_req_param_id(req, 0, "tenant", &id, err);
     if (r < 0 || (r = mu_req_check_tenant(req, id, err)) < 0)
@@ -594,6 +715,10 @@ int mu_h_quota_set(struct mu_req *req, struct mu_resp *resp, struct mu_err *err)
             r = limit_field(body, "disk_gib", (int64_t)1 << 30, &l.disk_gib, err);
         if (r >= 0)
             r = limit_field(body, "vms", 1 << 24, &l.vms, err);
+        if (r >= 0)
+            r = limit_field(body, "networks", 1 << 20, &l.networks, err);
+        if (r >= 0)
+            r = limit_field(body, "public_ips", 1 << 24, &l.public_ips, err);
     }
     cJSON_Delete(body);
     if (r < 0)

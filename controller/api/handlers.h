@@ -59,12 +59,39 @@ int mu_h_vm_reboot(struct mu_req *req, struct mu_resp *resp, struct mu_err *err)
 int mu_h_vm_resize(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
 int mu_h_vm_delete(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
 int mu_h_op_get(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
+
+int mu_h_network_list(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
+int mu_h_network_create(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
+int mu_h_network_get(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
+int mu_h_network_delete(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
+int mu_h_network_addresses(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
+int mu_h_network_rules(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
+int mu_h_network_rule_add(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
+int mu_h_network_rule_delete(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
 int mu_h_quota_get(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
 int mu_h_quota_set(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
 int mu_h_agent_report(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
 int mu_h_agent_renew(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
+int mu_h_agent_network(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
 int mu_h_capacity(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
 int mu_h_metrics(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
+int mu_h_app_catalog(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
+int mu_h_request_list(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
+int mu_h_request_create(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
+int mu_h_request_get(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
+int mu_h_request_approve(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
+int mu_h_request_reject(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
+int mu_h_request_cancel(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
+int mu_h_event_list(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
+int mu_h_webhook_get(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
+int mu_h_webhook_put(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
+int mu_h_webhook_delete(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
+int mu_h_alert_list(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
+int mu_h_session_create(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
+int mu_h_session_get(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
+int mu_h_session_delete(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
+int mu_h_portal_index(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
+int mu_h_portal_file(struct mu_req *req, struct mu_resp *resp, struct mu_err *err);
 
 /* The placement snapshot from the store's node rows and counters (snapshot.c): nodes
  * hosting a VM of group_id (> 0) carry that group; with_vms adds each node's VMs (the N+1
@@ -97,6 +124,17 @@ struct mu_flavor;
 cJSON *mu_capacity_json(const struct mu_sched_snapshot *snap, const struct mu_sched_policy *policy,
                         const struct mu_flavor *flavors, size_t nflavors,
                         const struct mu_cap_used *used, const char *label);
+
+struct mu_admit_req;
+/* Placement and admission of ar->vm (tenant, name, uuid, flavor figures, image, group,
+ * labels_json, nics, user_data filled by the caller), shared by POST /v1/vms and the
+ * catalogue's approvals (h_requests.c): places with sched/ over a fresh snapshot, admits
+ * with mu_store_vm_admit under the placement and quota policies (read lock), and places
+ * again without a node that filled up meanwhile (up to 5 tries). ar's node fields are
+ * overwritten. MU_EQUOTA names the level or says no node has room. */
+int mu_api_vm_place_admit(struct mu_app *app, struct mu_admit_req *ar, const char **labels,
+                          size_t nlabels, const struct mu_audit_rec *rec, int64_t *ret_vm_id,
+                          int64_t *ret_op_id, struct mu_err *err);
 
 /* Shared by handlers: a list answer {"items": items, "next_after": last id or null}. */
 cJSON *mu_h_list_answer(cJSON *items, size_t n, int limit, int64_t last_id);

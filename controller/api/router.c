@@ -101,6 +101,17 @@ const struct mu_route *mu_router_match_in(const struct mu_route *table, size_t n
     *ret_path_known = false;
     *ret_n = 0;
     memcpy(scratch, path, strlen(path) + 1);
+    /* The site root ("/", the portal) has no segment: only a "/" pattern matches it. */
+    if (strcmp(path, "/") == 0) {
+        for (size_t i = 0; i < n; i++) {
+            if (strcmp(table[i].pattern, "/") != 0)
+                continue;
+            *ret_path_known = true;
+            if (strcmp(table[i].method, method) == 0)
+                return &table[i];
+        }
+        return NULL;
+    }
     int nseg = split_path(scratch, seg);
     if (nseg <= 0)
         return NULL;
@@ -401,7 +412,14 @@ bool mu_router_authorize(struct mu_req *req, struct mu_resp *resp)
         return true;
     if (!(route->flags & MU_ROUTE_PUBLIC)) {
         const char *authz = mu_req_header(req, "Authorization");
-        int r = mu_authn_bearer(req->app->authn, authz, &req->principal, &err);
+        /* Portal sessions: a mu_session cookie and no Authorization header. */
+        const char *cookie = authz ? NULL : mu_req_header(req, "Cookie");
+        char session_secret[MU_SESSION_SECRET_LEN + 1], session_csrf[65] = "";
+        bool by_cookie = cookie && mu_session_cookie_get(cookie, session_secret) == 1;
+        int r = by_cookie
+                    ? mu_authn_session(req->app->store, session_secret, mu_now_ms(),
+                                       MU_SESSION_IDLE_MS, &req->principal, session_csrf, &err)
+                    : mu_authn_bearer(req->app->authn, authz, &req->principal, &err);
         if (r == MU_EUNAUTH) {
             refusal_count(req->remote_addr[0] ? req->remote_addr : "unknown");
             resp_problem(resp, 401, &err, req->request_id);
@@ -417,6 +435,17 @@ bool mu_router_authorize(struct mu_req *req, struct mu_resp *resp)
             return false;
         }
         req->authenticated = true;
+        /* A browser sends the cookie with any request a page makes, even one from another
+         * site's page: a change made with a cookie must carry the session's CSRF token. */
+        if (by_cookie && strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0 &&
+            !mu_session_csrf_equal(mu_req_header(req, "X-CSRF-Token"), session_csrf)) {
+            mu_err_set(&err, MU_EFORBIDDEN,
+                       "missing or wrong CSRF token: send the X-CSRF-Token header with the "
+                       "csrf_token of GET /v1/session (reload the portal page)");
+            audit_failure(req, MU_EFORBIDDEN, "denied", err.detail);
+            resp_problem(resp, 403, &err, req->request_id);
+            return false;
+        }
 
         pthread_rwlock_rdlock(&req->app->policy_lock);
         bool allowed =

@@ -57,6 +57,8 @@ struct mu_principal {
     char role[32];
     int64_t tenant_id; /* scope: 0 for operator/observer */
     int64_t token_id;  /* 0 for a session */
+    /* The portal session (0 for a token). */
+    int64_t session_id;
 };
 /* Operator and observer see everything; tenant roles their tenant's subtree. */
 bool mu_principal_is_global(const struct mu_principal *p);
@@ -73,5 +75,56 @@ int mu_authn_bearer(struct mu_authn *a, const char *header, struct mu_principal 
 /* Writes pending last-use times if at least min_interval_ms passed since the last flush
  * (0: now). Returns the number written or a negative code. */
 int mu_authn_flush(struct mu_authn *a, int64_t min_interval_ms);
+
+/* ---- portal sessions (session.c) ------------------------------------------------------
+ * A person logs in through POST /v1/session and gets the cookie mu_session=<64 hex digits>
+ * (256 random bits; only its SHA-256 is stored) and a CSRF token (64 hex digits) that every
+ * cookie-authenticated request other than GET/HEAD must echo in X-CSRF-Token. A session
+ * ends after MU_SESSION_IDLE_MS without a request, MU_SESSION_MAX_MS after the login, on
+ * logout, and with its user (deleted or disabled). */
+#define MU_SESSION_COOKIE     "mu_session"
+#define MU_SESSION_SECRET_LEN 64
+#define MU_SESSION_IDLE_MS    (30LL * 60 * 1000)
+#define MU_SESSION_MAX_MS     (12LL * 60 * 60 * 1000)
+#define MU_SESSION_TOUCH_MS   (60LL * 1000) /* last_seen is written at most this often */
+#define MU_LOGIN_FAILURES_MAX 10            /* per source and per user name ... */
+#define MU_LOGIN_WINDOW_MS    (60LL * 1000) /* ... per minute, then 429 */
+
+/* A new cookie secret (64 hex digits + NUL) and its hex SHA-256. */
+void mu_session_secret_generate(char secret[MU_SESSION_SECRET_LEN + 1], char hash[65]);
+/* A new CSRF token (64 hex digits + NUL). */
+void mu_session_csrf_generate(char csrf[65]);
+/* Finds mu_session in a Cookie header value ("a=b; mu_session=..."): 1 with the secret
+ * copied to out if present and well formed (64 lower-case hex digits), 0 otherwise. */
+int mu_session_cookie_get(const char *cookie_header, char out[MU_SESSION_SECRET_LEN + 1]);
+/* Constant-time comparison of a presented CSRF token (may be NULL) with the session's. */
+bool mu_session_csrf_equal(const char *presented, const char *expected);
+/* Authenticates a cookie secret at now_ms with idle timeout idle_ms: fills ret (token_id 0,
+ * session_id set) and ret_csrf (65 bytes). Records activity when the last record is older
+ * than MU_SESSION_TOUCH_MS. MU_EUNAUTH with a detail for unknown, revoked, expired and idle
+ * sessions and for deleted or disabled users; other codes for store failures. */
+int mu_authn_session(struct mu_store *st, const char *secret, int64_t now_ms, int64_t idle_ms,
+                     struct mu_principal *ret, char ret_csrf[65], struct mu_err *err);
+/* Checks name/password like a login: 0 and *ret_user (caller clears) on success;
+ * MU_EUNAUTH ("wrong user name or password") when the user is unknown, has no password or
+ * the password is wrong (the same argon2id work is done in every case), or is disabled
+ * (a detail that says so, only once the password matched). */
+int mu_session_check_password(struct mu_store *st, const char *name, const char *password,
+                              struct mu_user *ret_user, struct mu_err *err);
+
+/* Failure counter per key (source address, user name) in a fixed window: blocked once max
+ * failures were counted in the current window. Bounded memory: past a few thousand live
+ * keys, new keys share one bucket. Thread-safe; time is passed in (tests inject it). */
+struct mu_ratelimit;
+struct mu_ratelimit *mu_ratelimit_new(unsigned max, int64_t window_ms);
+void mu_ratelimit_free(struct mu_ratelimit *rl);
+/* True if key is blocked at now_ms; *ret_retry_ms (may be NULL) is the wait until the
+ * window ends. */
+bool mu_ratelimit_blocked(struct mu_ratelimit *rl, const char *key, int64_t now_ms,
+                          int64_t *ret_retry_ms);
+/* Counts one failure of key at now_ms. */
+void mu_ratelimit_fail(struct mu_ratelimit *rl, const char *key, int64_t now_ms);
+/* Forgets key's failures (a successful login of that user). */
+void mu_ratelimit_reset(struct mu_ratelimit *rl, const char *key);
 
 #endif

@@ -13,7 +13,15 @@
  *               define → start → done (observed running)
  *   vm.start  : start                     vm.stop  : stop (ACPI, timeout, then destroy)
  *   vm.reboot : reboot (ACPI)             vm.resize: define (redefine) → disk (grow)
- *   vm.delete : destroy → undefine → disk (delete volume) → purge (row and counters)
+ *   vm.delete : destroy → undefine → disk (delete volumes: disk, console log, seed) → purge
+ *   (networks) vm.create also runs, between disk and define: filters (the nwfilter
+ *   "mu-net-<id>" of each network of the VM's NICs defined on the node, redefined if its
+ *   rules changed) → seed (the NoCloud seed ISO built from the NICs and user-data and
+ *   uploaded as "mu-<uuid>.seed.iso"); define (and resize's redefine) attach the seed as a
+ *   read-only IDE CD-ROM and one filtered bridge NIC per mu_nic.
+ *   net.filter: claim (recorded before the rules are read, see steps.c) → define
+ *   (params {"network_id":N}: redefine that network's filter on the
+ *   operation's node; libvirt re-applies it to running interfaces). Not tied to a VM.
  *
  * The reconciler runs at start and every reconcile_interval_ms: resumes unfinished
  * operations (their recorded step tells where to continue), lists each node's domains
@@ -47,7 +55,8 @@
  * between a step's effect on the node and its record in the store, so a resumed operation
  * redoes that step (every step is idempotent):
  *   create.before_image  create.after_image  create.after_disk  create.after_define
- *   create.after_start
+ *   create.after_start  create.after_filters  create.after_seed
+ *   filter.before_claim  filter.after_claim  filter.after_define
  *   delete.before_destroy  delete.after_destroy  delete.after_undefine  delete.after_disk
  *   delete.after_purge
  *   start.before_start  start.after_start      stop.before_stop  stop.after_stop

@@ -96,6 +96,8 @@ int mu_ops_probe_node(struct mu_ops *ops, struct mu_ops_worker *w, int64_t node_
 const char *mu_ops_observed_of(enum mu_virt_state s);
 /* Volume and domain names (virt.h naming). */
 void mu_ops_disk_vol(const char *uuid, char *out, size_t outlen);
+/* The VM's NoCloud seed volume "mu-<uuid>.seed.iso" (networks issue). */
+void mu_ops_seed_vol(const char *uuid, char *out, size_t outlen);
 
 /* fault.c: reads MU_FAULT_POINT once. */
 void mu_ops_fault_init(void);

@@ -12,10 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
+#include "mutualis/json.h"
 #include "mutualis/log.h"
 #include "mutualis/util.h"
 #include "ops/ops_int.h"
+#include "store/network.h"
 
 #define BACKOFF_MIN_MS 1000
 #define BACKOFF_MAX_MS 60000
@@ -29,6 +32,12 @@ struct step_ctx {
     struct mu_image img;
     bool have_img;
     char disk_path[4096];
+    /* Networks (store/network.h): the VM's NICs, loaded once; the seed volume's path. */
+    struct mu_nic *nics;
+    size_t n_nics;
+    bool have_nics;
+    char seed_path[4096];
+    int64_t network_id; /* net.filter: the network whose filter is redefined */
 };
 
 typedef int (*step_fn)(struct step_ctx *c, struct mu_err *err);
@@ -103,6 +112,69 @@ static void console_path(const char *disk_path, const char *uuid, char *out, siz
     snprintf(out, outlen, "%.*s/mu-%s.console.log", dirlen, disk_path, uuid);
 }
 
+void mu_ops_seed_vol(const char *uuid, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "mu-%s.seed.iso", uuid);
+}
+
+static int ctx_nics(struct step_ctx *c, struct mu_err *err)
+{
+    if (c->have_nics)
+        return 0;
+    int rc = mu_store_vm_nics(c->ops->store, c->vm.id, &c->nics, &c->n_nics, err);
+    if (rc < 0)
+        return rc;
+    c->have_nics = true;
+    return 0;
+}
+
+/* Defines (or redefines when its rules changed) the nwfilter of one network on the node. */
+static int filter_define(struct step_ctx *c, int64_t network_id, struct mu_err *err)
+{
+    struct mu_network net = {0};
+    struct mu_sec_rule *rules = NULL;
+    size_t n = 0;
+    int rc = mu_store_network_get(c->ops->store, network_id, &net, err);
+    if (rc == 0)
+        rc = mu_store_sec_rules(c->ops->store, network_id, &rules, &n, err);
+    if (rc == 0)
+        rc = mu_virt_nwfilter_define(c->w->conn, network_id, net.cidr, rules, n, err);
+    mu_sec_rules_free(rules, n);
+    mu_network_clear(&net);
+    return rc;
+}
+
+/* The NoCloud seed (instance-id, host name, the NICs' addresses and MTU, user-data) built and
+ * uploaded to the node's pool; idempotent (same content: kept). */
+static int ctx_seed(struct step_ctx *c, struct mu_err *err)
+{
+    char vol[128];
+    MU_AUTOFREE char *user_data = NULL;
+    unsigned char *iso = NULL;
+    size_t len = 0;
+    if (c->seed_path[0])
+        return 0;
+    int rc = ctx_nics(c, err);
+    if (rc == 0)
+        rc = mu_store_vm_user_data(c->ops->store, c->vm.id, &user_data, err);
+    if (rc < 0)
+        return rc;
+    struct mu_virt_seed seed = {.instance_id = c->vm.uuid,
+                                .hostname = c->vm.name,
+                                .nics = c->nics,
+                                .n_nics = c->n_nics,
+                                .user_data = user_data};
+    rc = mu_virt_seed_build(&seed, &iso, &len, err);
+    if (rc < 0)
+        return rc;
+    mu_ops_seed_vol(c->vm.uuid, vol, sizeof vol);
+    rc = mu_virt_seed_ensure(c->w->conn, vol, iso, len, c->seed_path, err);
+    free(iso);
+    if (rc < 0)
+        c->seed_path[0] = '\0';
+    return rc;
+}
+
 static int define_domain(struct step_ctx *c, bool redefine, struct mu_err *err)
 {
     struct mu_tenant t = {0};
@@ -110,6 +182,8 @@ static int define_domain(struct step_ctx *c, bool redefine, struct mu_err *err)
     int rc;
 
     rc = ctx_disk(c, err);
+    if (rc == 0)
+        rc = ctx_seed(c, err); /* a redefinition keeps the seed and the NICs */
     if (rc < 0)
         return rc;
     rc = mu_store_tenant_get(c->ops->store, c->vm.tenant_id, &t, err);
@@ -127,6 +201,9 @@ static int define_domain(struct step_ctx *c, bool redefine, struct mu_err *err)
         .kernel = c->img.kernel,
         .initrd = c->img.initrd,
         .cmdline = c->img.cmdline,
+        .seed_iso = c->seed_path[0] == '/' ? c->seed_path : NULL,
+        .nics = c->nics,
+        .n_nics = c->n_nics,
     };
     snprintf(spec.uuid, sizeof spec.uuid, "%s", c->vm.uuid);
     if (c->disk_path[0] == '/') {
@@ -168,6 +245,39 @@ static int step_disk(struct step_ctx *c, struct mu_err *err)
     return ctx_disk(c, err);
 }
 
+/* Every network of the VM's NICs has its filter on the node before the domain names it. */
+static int step_filters(struct step_ctx *c, struct mu_err *err)
+{
+    int rc = ctx_nics(c, err);
+    for (size_t i = 0; rc == 0 && i < c->n_nics; i++) {
+        bool seen = false;
+        for (size_t j = 0; j < i; j++)
+            seen = seen || c->nics[j].network_id == c->nics[i].network_id;
+        if (!seen)
+            rc = filter_define(c, c->nics[i].network_id, err);
+    }
+    return rc;
+}
+
+static int step_seed(struct step_ctx *c, struct mu_err *err)
+{
+    c->seed_path[0] = '\0'; /* ask again: ensure it exists now */
+    return ctx_seed(c, err);
+}
+
+static int step_claim(struct step_ctx *c, struct mu_err *err)
+{
+    (void)c;
+    (void)err;
+    return 0;
+}
+
+/* net.filter: redefine the network's filter on this node after a rule change. */
+static int step_net_filter(struct step_ctx *c, struct mu_err *err)
+{
+    return filter_define(c, c->network_id, err);
+}
+
 static int step_define(struct step_ctx *c, struct mu_err *err)
 {
     return define_domain(c, false, err);
@@ -178,9 +288,24 @@ static int step_redefine(struct step_ctx *c, struct mu_err *err)
     return define_domain(c, true, err);
 }
 
+/* The first VM of a network on a node waits for the node's agent to create the segment's
+ * bridge (it reads the new plan on its next interval): while the start fails and the VM has
+ * NICs, it is retried every second for NET_WAIT_MS inside the step, instead of through the
+ * operation's exponential backoff (which would add up to a minute). */
+#define NET_WAIT_MS 25000
+
 static int step_start(struct step_ctx *c, struct mu_err *err)
 {
-    return mu_virt_domain_start(c->w->conn, c->vm.uuid, err);
+    int rc = mu_virt_domain_start(c->w->conn, c->vm.uuid, err);
+    int64_t deadline = mu_mono_ms() + NET_WAIT_MS;
+    struct mu_err nerr = {0};
+    while (rc == MU_EIO && ctx_nics(c, &nerr) == 0 && c->n_nics > 0 && mu_mono_ms() < deadline) {
+        struct timespec ts = {1, 0};
+        nanosleep(&ts, NULL);
+        mu_err_clear(err);
+        rc = mu_virt_domain_start(c->w->conn, c->vm.uuid, err);
+    }
+    return rc;
 }
 
 static int step_stop(struct step_ctx *c, struct mu_err *err)
@@ -221,6 +346,10 @@ static int step_delete_disk(struct step_ctx *c, struct mu_err *err)
         return rc;
     /* The serial console log sits beside the disk in the pool (see console_path). */
     snprintf(vol, sizeof vol, "mu-%s.console.log", c->vm.uuid);
+    rc = mu_virt_volume_delete(c->w->conn, vol, err);
+    if (rc < 0)
+        return rc;
+    mu_ops_seed_vol(c->vm.uuid, vol, sizeof vol);
     return mu_virt_volume_delete(c->w->conn, vol, err);
 }
 
@@ -236,8 +365,9 @@ static int step_purge(struct step_ctx *c, struct mu_err *err)
     return mu_store_vm_purge(c->ops->store, c->vm.id, err);
 }
 
-static const struct step create_steps[] = {
-    {"image", step_image}, {"disk", step_disk}, {"define", step_define}, {"start", step_start}};
+static const struct step create_steps[] = {{"image", step_image},     {"disk", step_disk},
+                                           {"filters", step_filters}, {"seed", step_seed},
+                                           {"define", step_define},   {"start", step_start}};
 static const struct step start_steps[] = {{"start", step_start}};
 static const struct step stop_steps[] = {{"stop", step_stop}};
 static const struct step reboot_steps[] = {{"reboot", step_reboot}};
@@ -246,6 +376,10 @@ static const struct step delete_steps[] = {{"destroy", step_destroy},
                                            {"undefine", step_undefine},
                                            {"disk", step_delete_disk},
                                            {"purge", step_purge}};
+/* "claim" records the operation as started before the rules are read: the store queues a
+ * new net.filter for a rule change only while an earlier one is still untouched, so a change
+ * committed after the claim gets its own operation and none is lost. */
+static const struct step net_filter_steps[] = {{"claim", step_claim}, {"define", step_net_filter}};
 
 struct kind_def {
     const char *kind;
@@ -266,6 +400,7 @@ static const struct kind_def kinds[] = {
     KIND("vm.reboot", "reboot", reboot_steps, "running"),
     KIND("vm.resize", "resize", resize_steps, NULL),
     KIND("vm.delete", "delete", delete_steps, NULL),
+    KIND("net.filter", "filter", net_filter_steps, NULL),
 };
 
 static const struct kind_def *kind_find(const char *kind)
@@ -393,6 +528,21 @@ static void succeed(struct step_ctx *c, const struct kind_def *k)
 
 /* ---- the runner ---------------------------------------------------------------------------- */
 
+/* {"network_id": N} of a net.filter operation (strict: nothing else). */
+static int op_network_id(const struct mu_op *op, int64_t *ret, struct mu_err *err)
+{
+    static const char *const allowed[] = {"network_id", NULL};
+    const char *p = op->params_json ? op->params_json : "";
+    cJSON *j = mu_json_parse(p, strlen(p), "operation parameters", err);
+    if (!j)
+        return MU_EINVAL;
+    int rc = mu_json_expect_object(j, allowed, "operation parameters", err);
+    if (rc == 0)
+        rc = mu_json_get_i64(j, "network_id", true, 1, INT64_MAX, ret, err);
+    cJSON_Delete(j);
+    return rc;
+}
+
 void mu_ops_run_op(struct mu_ops *ops, struct mu_ops_worker *w, const struct mu_op *op)
 {
     const struct kind_def *k = kind_find(op->kind);
@@ -407,7 +557,18 @@ void mu_ops_run_op(struct mu_ops *ops, struct mu_ops_worker *w, const struct mu_
         mu_ops_fail_op(ops, op, msg);
         return;
     }
-    rc = mu_store_vm_get(ops->store, op->vm_id, &c.vm, &err);
+    if (strcmp(k->kind, "net.filter") == 0) {
+        /* Not a VM's operation: params {"network_id":N} name the network. */
+        rc = op_network_id(op, &c.network_id, &err);
+        if (rc < 0) {
+            char msg[400];
+            snprintf(msg, sizeof msg, "bad parameters: %.300s", err.detail);
+            mu_ops_fail_op(ops, op, msg);
+            return;
+        }
+    } else {
+        rc = mu_store_vm_get(ops->store, op->vm_id, &c.vm, &err);
+    }
     if (rc == MU_ENOTFOUND && strcmp(k->short_name, "delete") == 0) {
         /* Purged already (a crash after the purge, before its record): done. */
         if (mu_store_op_finish(ops->store, op->id, true, NULL, &err) == 0)
@@ -460,4 +621,5 @@ out:
     mu_node_clear(&c.node);
     if (c.have_img)
         mu_image_clear(&c.img);
+    free(c.nics);
 }

@@ -287,4 +287,32 @@ int mu_sched_n1_check(const struct mu_sched_snapshot *snap, const struct mu_sche
 /* Formats a MiB amount for people: "512 MiB", "12 GiB", "1.5 GiB". Returns out. */
 const char *mu_sched_format_mib(int64_t mib, char *out, size_t outlen);
 
+/* ---- forecast (forecast.c) ---------------------------------------------------------- */
+
+/* A least-squares line y = intercept + slope_per_day * x through daily peaks of allocation
+ * (x = 0 for the oldest day, one per day, the last being today), and when the line meets
+ * the allocatable capacity. */
+#define MU_SCHED_FORECAST_MIN_POINTS 7
+
+enum mu_sched_forecast_verdict {
+    MU_SCHED_FORECAST_TOO_FEW = 0, /* fewer than MU_SCHED_FORECAST_MIN_POINTS: no fit */
+    MU_SCHED_FORECAST_FULL,        /* today's peak already reaches the capacity */
+    MU_SCHED_FORECAST_NOT_GROWING, /* slope <= 0: never full at this trend */
+    MU_SCHED_FORECAST_DAYS,        /* full in days_to_full days */
+};
+
+struct mu_sched_forecast {
+    enum mu_sched_forecast_verdict verdict;
+    double slope_per_day; /* the fit (meaningful unless TOO_FEW) */
+    double intercept;
+    double r2;           /* coefficient of determination; 1 when every point is on the line */
+    double days_to_full; /* from today; 0 when FULL; meaningful for FULL and DAYS */
+};
+
+/* Fits peaks[0..n) (oldest first, one per day) against capacity. Returns 0 and writes
+ * *ret (verdict TOO_FEW for n < MU_SCHED_FORECAST_MIN_POINTS), or MU_EINVAL for a negative
+ * capacity or a NULL array with n > 0. */
+int mu_sched_forecast(const int64_t *peaks, size_t n, int64_t capacity,
+                      struct mu_sched_forecast *ret, struct mu_err *err);
+
 #endif

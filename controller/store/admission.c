@@ -165,6 +165,18 @@ static bool overshoot(const struct mu_limits *lim, const struct mu_usage *used,
         snprintf(buf, len, "VM count %" PRId64 " of %" PRId64, used->vms, lim->vms);
         return true;
     }
+    if (need->networks > 0 && lim->networks >= 0 &&
+        used->networks + need->networks > lim->networks) {
+        snprintf(buf, len, "networks %" PRId64 " of %" PRId64 " %s, %s %" PRId64, used->networks,
+                 lim->networks, verb, needs, need->networks);
+        return true;
+    }
+    if (need->public_ips > 0 && lim->public_ips >= 0 &&
+        used->public_ips + need->public_ips > lim->public_ips) {
+        snprintf(buf, len, "public addresses %" PRId64 " of %" PRId64 " %s, %s %" PRId64,
+                 used->public_ips, lim->public_ips, verb, needs, need->public_ips);
+        return true;
+    }
     return false;
 }
 
@@ -190,6 +202,13 @@ static int check_quotas(struct st_conn *c, const int64_t *ids, size_t n,
         free(lvl.tenant_name);
     }
     return rc;
+}
+
+int st_quota_check_tx(struct st_conn *c, const int64_t *ids, size_t n, const struct mu_usage *need,
+                      const struct mu_quota_defaults *defaults, const char *needs,
+                      struct mu_err *err)
+{
+    return check_quotas(c, ids, n, need, defaults, needs, err);
 }
 
 struct node_row {
@@ -472,9 +491,10 @@ int mu_store_vm_admit(struct mu_store *st, const struct mu_admit_req *req,
                       struct mu_err *err)
 {
     const struct mu_vm *v = &req->vm;
-    const struct mu_usage need = {v->vcpus, v->ram_mib, v->disk_gib, 1};
-    const struct mu_limits cap = {req->node_cap_vcpus, req->node_cap_ram_mib,
-                                  req->node_cap_disk_gib, MU_UNLIMITED};
+    struct mu_usage need = {v->vcpus, v->ram_mib, v->disk_gib, 1, 0, 0};
+    const struct mu_limits cap = {req->node_cap_vcpus,    req->node_cap_ram_mib,
+                                  req->node_cap_disk_gib, MU_UNLIMITED,
+                                  MU_UNLIMITED,           MU_UNLIMITED};
     struct st_tenant_loc loc = {0};
     struct node_row node = {0};
     int64_t *ids = NULL, vm_id = 0, op_id = 0, other = 0, now;
@@ -485,6 +505,8 @@ int mu_store_vm_admit(struct mu_store *st, const struct mu_admit_req *req,
     int rc;
 
     rc = check_admit_input(req, err);
+    if (rc == 0)
+        rc = st_vm_user_data_check(req->user_data, err);
     if (rc < 0)
         return rc;
     if (v->uuid[0])
@@ -515,6 +537,9 @@ int mu_store_vm_admit(struct mu_store *st, const struct mu_admit_req *req,
         rc = check_flavor(c, v->flavor_id, err);
     if (rc == 0)
         rc = check_image(c, v->image_id, err);
+    /* NICs: the tenant's own networks or shared provider ones; public addresses count. */
+    if (rc == 0 && req->n_nics > 0)
+        rc = st_vm_nics_check_tx(c, v->tenant_id, req->nics, req->n_nics, &need.public_ips, err);
     if (rc == 0)
         rc = check_quotas(c, ids, n, &need, req->defaults, "this VM needs", err);
     if (rc < 0)
@@ -533,6 +558,19 @@ int mu_store_vm_admit(struct mu_store *st, const struct mu_admit_req *req,
         goto out;
 
     rc = insert_vm(c, req, uuid, loc.path, now, &vm_id, err);
+    if (rc == 0 && req->n_nics > 0)
+        rc = st_vm_nics_insert_tx(c, vm_id, req->nics, req->n_nics, now, err);
+    if (rc == 0 && req->user_data) {
+        sqlite3_stmt *s = st_stmt(c, "UPDATE vms SET user_data = ?2 WHERE id = ?1", err);
+
+        rc = s ? 0 : MU_EIO;
+        if (s) {
+            sqlite3_bind_int64(s, 1, vm_id);
+            st_bind_str(s, 2, req->user_data);
+            rc = st_run(c, s, "storing user-data", err);
+            st_stmt_done(c, s);
+        }
+    }
     for (size_t i = 0; rc == 0 && i < n; i++)
         rc = st_usage_add(c, ids[i], &need, err);
     if (rc == 0)
@@ -575,7 +613,7 @@ int mu_store_vm_resize(struct mu_store *st, int64_t vm_id, int64_t flavor_id, in
                        int64_t *ret_op_id, struct mu_err *err)
 {
     const struct mu_limits cap = {node_cap_vcpus, node_cap_ram_mib, node_cap_disk_gib,
-                                  MU_UNLIMITED};
+                                  MU_UNLIMITED,   MU_UNLIMITED,     MU_UNLIMITED};
     MU_AUTOFREE char *name = NULL, *path = NULL, *desired = NULL, *observed = NULL;
     MU_AUTOFREE char *op_kind = NULL, *params = NULL;
     struct node_row node = {0};
@@ -611,8 +649,9 @@ int mu_store_vm_resize(struct mu_store *st, int64_t vm_id, int64_t flavor_id, in
         path = st_col_str(s, 1);
         tenant_id = sqlite3_column_int64(s, 2);
         node_id = sqlite3_column_int64(s, 3);
-        old = (struct mu_usage){sqlite3_column_int64(s, 4), sqlite3_column_int64(s, 5),
-                                sqlite3_column_int64(s, 6), 0};
+        old = (struct mu_usage){.vcpus = sqlite3_column_int64(s, 4),
+                                .ram_mib = sqlite3_column_int64(s, 5),
+                                .disk_gib = sqlite3_column_int64(s, 6)};
         desired = st_col_str(s, 7);
         observed = st_col_str(s, 8);
         rc = 0;
@@ -653,7 +692,8 @@ int mu_store_vm_resize(struct mu_store *st, int64_t vm_id, int64_t flavor_id, in
     if (rc < 0)
         goto out;
 
-    delta = (struct mu_usage){vcpus - old.vcpus, ram_mib - old.ram_mib, disk_gib - old.disk_gib, 0};
+    delta = (struct mu_usage){
+        vcpus - old.vcpus, ram_mib - old.ram_mib, disk_gib - old.disk_gib, 0, 0, 0};
     rc = st_path_ids(path, &ids, &n, err);
     if (rc == 0)
         rc = check_quotas(c, ids, n, &delta, defaults, "this resize needs", err);

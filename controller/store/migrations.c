@@ -400,11 +400,183 @@ const char *const st_migrations[] = {
 
     /* 7..11 are reserved for the features being built side by side (networks, webhooks,
      * alerts, portal sessions, catalogue requests); each is replaced by its schema. */
-    /* 7: networks */ "SELECT 1;",
-    /* 8: webhooks */ "SELECT 1;",
-    /* 9: alerts */ "SELECT 1;",
-    /* 10: sessions */ "SELECT 1;",
-    /* 11: requests */ "SELECT 1;",
+    /* 7: networks (store/network.h): tenant private and operator provider networks, the
+     * NICs of VMs with their addresses (UNIQUE(network_id, ip): no address is ever handed
+     * out twice, whatever the code does), the free address ranges of each network (the
+     * allocator reads one row: first free, or the range holding a requested address),
+     * security rules, the node underlay address, the VM's cloud-init user-data, and the
+     * network quotas and usage counters. Operations of the network kinds (net.filter) are
+     * not tied to a VM (vm_id 0): the one-unfinished-operation-per-VM index skips them. */
+    "CREATE TABLE networks ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " tenant_id INTEGER NOT NULL REFERENCES tenants(id),"
+    " name TEXT NOT NULL,"
+    " kind TEXT NOT NULL,"
+    " mode TEXT NOT NULL,"
+    " net_addr INTEGER NOT NULL,"
+    " prefix INTEGER NOT NULL,"
+    " gateway TEXT NOT NULL DEFAULT '',"
+    " segment INTEGER NOT NULL DEFAULT 0,"
+    " bridge TEXT NOT NULL,"
+    " mtu INTEGER NOT NULL,"
+    " reserved_json TEXT NOT NULL DEFAULT '[]',"
+    " pool_json TEXT,"
+    " shared INTEGER NOT NULL DEFAULT 0,"
+    " rules_gen INTEGER NOT NULL DEFAULT 0,"
+    " created_ms INTEGER NOT NULL,"
+    " updated_ms INTEGER NOT NULL);"
+    "CREATE UNIQUE INDEX networks_tenant_name ON networks(tenant_id, name);"
+    /* A segment id (VNI, VLAN id) is never used by two networks of one mode at once. */
+    "CREATE UNIQUE INDEX networks_segment ON networks(mode, segment) WHERE segment > 0;"
+    "CREATE INDEX networks_kind ON networks(kind, name);"
+
+    "CREATE TABLE nics ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " vm_id INTEGER NOT NULL REFERENCES vms(id) ON DELETE CASCADE,"
+    " network_id INTEGER NOT NULL REFERENCES networks(id),"
+    " idx INTEGER NOT NULL,"
+    " mac TEXT NOT NULL UNIQUE,"
+    " ip INTEGER NOT NULL,"
+    " public INTEGER NOT NULL DEFAULT 0,"
+    " created_ms INTEGER NOT NULL);"
+    "CREATE UNIQUE INDEX nics_network_ip ON nics(network_id, ip);"
+    "CREATE UNIQUE INDEX nics_vm_idx ON nics(vm_id, idx);"
+
+    /* Free addresses of a network as disjoint ranges [lo, hi] (host order integers):
+     * the usable addresses minus network, broadcast, gateway, reserved ranges (and, for a
+     * provider network, outside its pools), minus the NICs' addresses. */
+    "CREATE TABLE ip_free ("
+    " network_id INTEGER NOT NULL REFERENCES networks(id) ON DELETE CASCADE,"
+    " lo INTEGER NOT NULL,"
+    " hi INTEGER NOT NULL,"
+    " PRIMARY KEY (network_id, lo)) WITHOUT ROWID;"
+    "CREATE UNIQUE INDEX ip_free_hi ON ip_free(network_id, hi);"
+
+    "CREATE TABLE sec_rules ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " network_id INTEGER NOT NULL REFERENCES networks(id) ON DELETE CASCADE,"
+    " operator_rule INTEGER NOT NULL DEFAULT 0,"
+    " action TEXT NOT NULL,"
+    " proto TEXT NOT NULL,"
+    " port_min INTEGER NOT NULL DEFAULT 0,"
+    " port_max INTEGER NOT NULL DEFAULT 0,"
+    " source TEXT NOT NULL,"
+    " description TEXT,"
+    " created_ms INTEGER NOT NULL);"
+    "CREATE INDEX sec_rules_network ON sec_rules(network_id, operator_rule DESC, id);"
+
+    "ALTER TABLE nodes ADD COLUMN underlay_ip TEXT NOT NULL DEFAULT '';"
+    "CREATE UNIQUE INDEX nodes_underlay ON nodes(underlay_ip) WHERE underlay_ip != '';"
+    "ALTER TABLE vms ADD COLUMN user_data TEXT;"
+    "ALTER TABLE quotas ADD COLUMN networks INTEGER NOT NULL DEFAULT -1;"
+    "ALTER TABLE quotas ADD COLUMN public_ips INTEGER NOT NULL DEFAULT -1;"
+    "ALTER TABLE tenant_usage ADD COLUMN networks INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE tenant_usage ADD COLUMN public_ips INTEGER NOT NULL DEFAULT 0;"
+
+    "DROP INDEX operations_vm_unfinished;"
+    "CREATE UNIQUE INDEX operations_vm_unfinished ON operations(vm_id)"
+    " WHERE state IN ('pending', 'running') AND vm_id > 0;"
+    "CREATE INDEX operations_unfinished_of ON operations(vm_id)"
+    " WHERE state IN ('pending', 'running');",
+    /* 8: webhooks (store/webhooks.h): one per tenant. cursor is the last event id queued
+     * for it (events of its tenant's subtree, filtered by its type prefixes); each queued
+     * event is a delivery, tried until delivered or given up (failed, never dropped); each
+     * attempt is a row of webhook_attempts. The secret is kept as shown once: it signs. */
+    "CREATE TABLE webhooks ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " tenant_id INTEGER NOT NULL UNIQUE REFERENCES tenants(id) ON DELETE CASCADE,"
+    " url TEXT NOT NULL,"
+    " enabled INTEGER NOT NULL,"
+    " types_json TEXT NOT NULL DEFAULT '[]',"
+    " secret TEXT NOT NULL,"
+    " cursor INTEGER NOT NULL,"
+    " consecutive_failures INTEGER NOT NULL DEFAULT 0,"
+    " delivered INTEGER NOT NULL DEFAULT 0,"
+    " failed INTEGER NOT NULL DEFAULT 0,"
+    " last_event_id INTEGER NOT NULL DEFAULT 0,"
+    " last_attempt_ms INTEGER NOT NULL DEFAULT 0,"
+    " last_outcome TEXT,"
+    " last_http_status INTEGER NOT NULL DEFAULT 0,"
+    " last_error TEXT,"
+    " secret_ms INTEGER NOT NULL,"
+    " created_ms INTEGER NOT NULL,"
+    " updated_ms INTEGER NOT NULL);"
+    "CREATE TABLE webhook_deliveries ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " webhook_id INTEGER NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,"
+    " event_id INTEGER NOT NULL,"
+    " state TEXT NOT NULL DEFAULT 'pending',"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " next_ms INTEGER NOT NULL,"
+    " deadline_ms INTEGER NOT NULL,"
+    " last_http_status INTEGER NOT NULL DEFAULT 0,"
+    " last_error TEXT,"
+    " created_ms INTEGER NOT NULL,"
+    " done_ms INTEGER NOT NULL DEFAULT 0,"
+    " UNIQUE (webhook_id, event_id));"
+    "CREATE INDEX webhook_deliveries_due ON webhook_deliveries(state, next_ms);"
+    "CREATE INDEX webhook_deliveries_hook ON webhook_deliveries(webhook_id, state);"
+    "CREATE TABLE webhook_attempts ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " delivery_id INTEGER NOT NULL REFERENCES webhook_deliveries(id) ON DELETE CASCADE,"
+    " at_ms INTEGER NOT NULL,"
+    " duration_ms INTEGER NOT NULL,"
+    " outcome TEXT NOT NULL,"
+    " http_status INTEGER NOT NULL,"
+    " error TEXT);"
+    "CREATE INDEX webhook_attempts_delivery ON webhook_attempts(delivery_id, id);"
+    "CREATE INDEX webhook_attempts_at ON webhook_attempts(at_ms);",
+    /* 9: alerts (store/alerts.h): one row per firing of a rule on a subject, from firing to
+     * resolved; at most one firing row per (rule, subject). */
+    "CREATE TABLE alerts ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " rule TEXT NOT NULL,"
+    " subject TEXT NOT NULL,"
+    " severity TEXT NOT NULL,"
+    " state TEXT NOT NULL,"
+    " detail TEXT NOT NULL,"
+    " pending_ms INTEGER NOT NULL,"
+    " since_ms INTEGER NOT NULL,"
+    " resolved_ms INTEGER NOT NULL DEFAULT 0,"
+    " last_eval_ms INTEGER NOT NULL);"
+    "CREATE UNIQUE INDEX alerts_firing ON alerts(rule, subject) WHERE state = 'firing';"
+    "CREATE INDEX alerts_state ON alerts(state, id);",
+    /* 10: portal sessions (store/sessions.h): the cookie's secret as its SHA-256 only;
+     * the rows go with their user. */
+    "CREATE TABLE sessions ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    " hash TEXT NOT NULL UNIQUE,"
+    " csrf TEXT NOT NULL,"
+    " created_ms INTEGER NOT NULL,"
+    " last_seen_ms INTEGER NOT NULL,"
+    " expires_ms INTEGER NOT NULL,"
+    " revoked_ms INTEGER NOT NULL DEFAULT 0,"
+    " source TEXT NOT NULL DEFAULT '');"
+    "CREATE INDEX sessions_user ON sessions(user_id);"
+    "CREATE INDEX sessions_expires ON sessions(expires_ms);",
+    /* 11: requests for catalogue items (store/requests.h). No foreign keys: a request
+     * outlives its VM (purged after delete), and lists join the tenants for their names
+     * and the subtree scope. */
+    "CREATE TABLE requests ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " tenant_id INTEGER NOT NULL,"
+    " item TEXT NOT NULL,"
+    " flavor TEXT NOT NULL,"
+    " parameters TEXT NOT NULL,"
+    " justification TEXT NOT NULL,"
+    " status TEXT NOT NULL,"
+    " reason TEXT,"
+    " vm_id INTEGER NOT NULL DEFAULT 0,"
+    " op_id INTEGER NOT NULL DEFAULT 0,"
+    " probe_port INTEGER NOT NULL DEFAULT 0,"
+    " ready_deadline_ms INTEGER NOT NULL DEFAULT 0,"
+    " requested_by TEXT NOT NULL,"
+    " decided_by TEXT,"
+    " created_ms INTEGER NOT NULL,"
+    " updated_ms INTEGER NOT NULL);"
+    "CREATE INDEX requests_tenant ON requests(tenant_id, id);"
+    "CREATE INDEX requests_status ON requests(status, id);",
 };
 
 const size_t st_migrations_n = MU_ARRAY_LEN(st_migrations);

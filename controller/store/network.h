@@ -39,6 +39,9 @@ struct mu_network {
     char *reserved_json;            /* [["10.0.0.1","10.0.0.9"],…] never handed out */
     int64_t rules_gen;              /* bumped by every security-rule change */
     int64_t created_ms, updated_ms;
+    /* Added by the control plane: */
+    bool shared;     /* provider: tenants may put NICs on it */
+    char *pool_json; /* provider: [["a","b"],…] the addresses handed out; NULL: all usable */
 };
 void mu_network_clear(struct mu_network *n);
 void mu_networks_free(struct mu_network *n, size_t count);
@@ -121,5 +124,106 @@ int mu_store_network_find_provider(struct mu_store *st, const char *name, int64_
 /* A node's underlay IPv4 address ("" / NULL: none, the node hosts no VXLAN segment). */
 int mu_store_node_set_underlay(struct mu_store *st, int64_t node_id, const char *addr,
                                const struct mu_audit_rec *audit, struct mu_err *err);
+
+/* ---- added by the control plane (net/, api/h_networks.c) --------------------------- */
+
+/* How networks are realised, from policies/networks.json (net/net.h reads it): kept in the
+ * store handle so that networks created anywhere (API, catalogue) get their segment and MTU
+ * the same way, and node plans carry the port and MTU. Set at start and on reload. */
+struct mu_net_config {
+    char mode[8];        /* "vxlan" or "vlan" for private networks */
+    int64_t segment_min; /* VNI or VLAN id range */
+    int64_t segment_max;
+    char trunk_bridge[MU_BRIDGE_MAX]; /* vlan mode: the operator's trunk bridge */
+    int underlay_mtu;                 /* 1500 */
+    int vxlan_overhead;               /* 50 */
+    int vxlan_port;                   /* 4789 */
+};
+/* Defaults: vxlan, VNI 1000..16000000, MTU 1500, overhead 50, port 4789. */
+void mu_store_net_config_set(struct mu_store *st, const struct mu_net_config *cfg);
+void mu_store_net_config_get(struct mu_store *st, struct mu_net_config *ret);
+/* The quota defaults mu_store_network_default_private checks against (the caller's quota
+ * policy; NULL: none). A later call waits for running uses of the previous one. */
+struct mu_quota_defaults;
+void mu_store_net_quota_defaults_set(struct mu_store *st, const struct mu_quota_defaults *d);
+
+/* What a network is created from. Private: tenant_id, name, cidr, optional reserved ranges
+ * (segment, bridge and MTU from the config). Provider: name, cidr, bridge (an existing
+ * bridge on every node), optional gateway, pools, reserved, shared, mtu (0: underlay MTU);
+ * it belongs to the root tenant and counts against no quota. Addresses are handed out from
+ * the usable range (network and broadcast excluded) minus gateway and reserved ranges, and
+ * for a provider network only inside its pools. */
+struct mu_network_spec {
+    int64_t tenant_id;
+    const char *name;
+    const char *kind;          /* "private" or "provider" */
+    const char *cidr;          /* host bits zero, prefix 8..30 */
+    const char *gateway;       /* provider only (NULL/"": none) */
+    const char *bridge;        /* provider only */
+    const char *reserved_json; /* NULL or [["a","b"],…] inside the network */
+    const char *pool_json;     /* provider only: NULL or [["a","b"],…] */
+    bool shared;               /* provider only */
+    int mtu;                   /* provider only; 0: the underlay MTU */
+};
+/* Creates a network in one transaction: the name free in the tenant (MU_ECONFLICT), the
+ * network quota checked at every level (MU_EQUOTA naming the level) and counted, the
+ * lowest free segment id of the configured range (MU_ECONFLICT when none is left),
+ * audited. MU_EINVAL naming the field for bad input. */
+int mu_store_network_create(struct mu_store *st, const struct mu_network_spec *spec,
+                            const struct mu_quota_defaults *defaults,
+                            const struct mu_audit_rec *audit, int64_t *ret_id, struct mu_err *err);
+/* Networks visible in a tenant scope: scope_id 0: all; else the networks of that subtree
+ * and the shared provider networks. By id, after after_id, at most limit (1..1000, 0: all). */
+int mu_store_network_list(struct mu_store *st, int64_t scope_id, int64_t after_id, int limit,
+                          struct mu_network **ret, size_t *ret_n, struct mu_err *err);
+/* A network tenant_id may attach NICs to, by name: its own, else a shared provider
+ * network. MU_ENOTFOUND (err set) if none. */
+int mu_store_network_find(struct mu_store *st, int64_t tenant_id, const char *name, int64_t *ret_id,
+                          struct mu_err *err);
+/* Deletes a network without NICs (MU_ECONFLICT naming how many remain), with its rules;
+ * gives its quota back. Audited. */
+int mu_store_network_delete(struct mu_store *st, int64_t id, const struct mu_audit_rec *audit,
+                            struct mu_err *err);
+/* Number of NICs on a network and free addresses left. */
+int mu_store_network_counts(struct mu_store *st, int64_t id, int64_t *ret_nics, int64_t *ret_free,
+                            struct mu_err *err);
+
+/* One allocated address of a network, with its VM. */
+struct mu_net_address {
+    char ip[MU_IPV4_TEXT_MAX];
+    char mac[MU_MAC_TEXT_MAX];
+    int64_t vm_id;
+    int64_t tenant_id;
+    char *vm_name;
+    int idx;
+};
+/* Allocated addresses in address order, after address after_ip ("" or NULL: from the
+ * start), at most limit (1..1000). */
+int mu_store_network_addresses(struct mu_store *st, int64_t id, const char *after_ip, int limit,
+                               struct mu_net_address **ret, size_t *ret_n, struct mu_err *err);
+void mu_net_addresses_free(struct mu_net_address *a, size_t n);
+
+/* Adds a rule (r->network_id, operator_rule, action, proto, ports, source, description) in
+ * one transaction that bumps the network's rules_gen and inserts a "net.filter" operation
+ * (vm_id 0, params {"network_id":N}) for each node hosting the network. "drop" only for
+ * operator rules. Audited. */
+int mu_store_sec_rule_add(struct mu_store *st, const struct mu_sec_rule *r,
+                          const struct mu_audit_rec *audit, int64_t *ret_id, struct mu_err *err);
+/* Deletes a rule of the network, same transaction shape. as_operator false: an operator
+ * rule is refused (MU_EFORBIDDEN). MU_ENOTFOUND if the rule is not on that network. */
+int mu_store_sec_rule_delete(struct mu_store *st, int64_t network_id, int64_t rule_id,
+                             bool as_operator, const struct mu_audit_rec *audit,
+                             struct mu_err *err);
+/* A node's underlay address ("" if none). */
+int mu_store_node_underlay(struct mu_store *st, int64_t node_id, char ret[MU_IPV4_TEXT_MAX],
+                           struct mu_err *err);
+
+/* IPv4 text helpers shared by the store (strict dotted quad, no leading zeros). */
+int mu_ipv4_parse(const char *s, uint32_t *ret);
+void mu_ipv4_format(uint32_t a, char out[MU_IPV4_TEXT_MAX]);
+/* "10.0.0.0/24": prefix 8..30 and host bits zero. 0 or MU_EINVAL with a sentence in err
+ * (field names the input). */
+int mu_cidr_parse(const char *s, const char *field, uint32_t *ret_net, int *ret_prefix,
+                  struct mu_err *err);
 
 #endif

@@ -139,9 +139,11 @@ int mu_store_group_nodes(struct mu_store *st, int64_t group_id, int64_t **ret_id
 #define MU_UNLIMITED (-1)
 struct mu_limits {
     int64_t vcpus, ram_mib, disk_gib, vms; /* MU_UNLIMITED or >= 0 */
+    int64_t networks, public_ips;          /* private networks; NICs on provider networks */
 };
 struct mu_usage {
     int64_t vcpus, ram_mib, disk_gib, vms;
+    int64_t networks, public_ips;
 };
 /* Default limits for a tenant with no explicit quota, from policies/quotas.json (the
  * caller's policy: kind and population bands). Must be pure and fast. */
@@ -257,6 +259,10 @@ struct mu_vm_filter {
 };
 int mu_store_vm_list(struct mu_store *st, const struct mu_vm_filter *f, struct mu_vm **ret,
                      size_t *ret_n, struct mu_err *err);
+/* How many VMs are in each observed state: counts[i] for states[i], and counts[n] for any
+ * state not named (counts has n + 1 slots). One grouped query, no row is materialised. */
+int mu_store_vm_state_counts(struct mu_store *st, const char *const *states, size_t n,
+                             int64_t *counts, struct mu_err *err);
 
 /* Lifecycle events (for the capacity forecast): created, started, stopped, resized,
  * deleted, with the allocation after the event (zero for deleted). */

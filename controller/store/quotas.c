@@ -46,6 +46,7 @@ int st_path_ids(const char *path, int64_t **ret_ids, size_t *ret_n, struct mu_er
 static void limits_unlimited(struct mu_limits *l)
 {
     l->vcpus = l->ram_mib = l->disk_gib = l->vms = MU_UNLIMITED;
+    l->networks = l->public_ips = MU_UNLIMITED;
 }
 
 int st_level_read(struct st_conn *c, int64_t tenant_id, const struct mu_quota_defaults *defaults,
@@ -57,7 +58,8 @@ int st_level_read(struct st_conn *c, int64_t tenant_id, const struct mu_quota_de
     s = st_stmt(c,
                 "SELECT t.name, t.kind, t.population, q.tenant_id IS NOT NULL, q.vcpus, "
                 "q.ram_mib, q.disk_gib, q.vms, COALESCE(u.vcpus, 0), COALESCE(u.ram_mib, 0), "
-                "COALESCE(u.disk_gib, 0), COALESCE(u.vms, 0) FROM tenants t "
+                "COALESCE(u.disk_gib, 0), COALESCE(u.vms, 0), q.networks, q.public_ips, "
+                "COALESCE(u.networks, 0), COALESCE(u.public_ips, 0) FROM tenants t "
                 "LEFT JOIN quotas q ON q.tenant_id = t.id "
                 "LEFT JOIN tenant_usage u ON u.tenant_id = t.id WHERE t.id = ?1",
                 err);
@@ -75,6 +77,8 @@ int st_level_read(struct st_conn *c, int64_t tenant_id, const struct mu_quota_de
             ret->limits.ram_mib = sqlite3_column_int64(s, 5);
             ret->limits.disk_gib = sqlite3_column_int64(s, 6);
             ret->limits.vms = sqlite3_column_int64(s, 7);
+            ret->limits.networks = sqlite3_column_int64(s, 12);
+            ret->limits.public_ips = sqlite3_column_int64(s, 13);
         } else if (defaults && defaults->fn) {
             const unsigned char *kind = sqlite3_column_text(s, 1);
 
@@ -88,6 +92,8 @@ int st_level_read(struct st_conn *c, int64_t tenant_id, const struct mu_quota_de
         ret->usage.ram_mib = sqlite3_column_int64(s, 9);
         ret->usage.disk_gib = sqlite3_column_int64(s, 10);
         ret->usage.vms = sqlite3_column_int64(s, 11);
+        ret->usage.networks = sqlite3_column_int64(s, 14);
+        ret->usage.public_ips = sqlite3_column_int64(s, 15);
         rc = 0;
     } else if (rc == SQLITE_DONE) {
         rc = MU_ENOTFOUND;
@@ -104,10 +110,12 @@ int st_usage_add(struct st_conn *c, int64_t tenant_id, const struct mu_usage *d,
     int rc;
 
     s = st_stmt(c,
-                "INSERT INTO tenant_usage (tenant_id, vcpus, ram_mib, disk_gib, vms) "
-                "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (tenant_id) DO UPDATE SET "
-                "vcpus = vcpus + excluded.vcpus, ram_mib = ram_mib + excluded.ram_mib, "
-                "disk_gib = disk_gib + excluded.disk_gib, vms = vms + excluded.vms",
+                "INSERT INTO tenant_usage (tenant_id, vcpus, ram_mib, disk_gib, vms, networks, "
+                "public_ips) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (tenant_id) DO "
+                "UPDATE SET vcpus = vcpus + excluded.vcpus, ram_mib = ram_mib + excluded.ram_mib, "
+                "disk_gib = disk_gib + excluded.disk_gib, vms = vms + excluded.vms, "
+                "networks = networks + excluded.networks, "
+                "public_ips = public_ips + excluded.public_ips",
                 err);
     if (!s)
         return MU_EIO;
@@ -116,6 +124,8 @@ int st_usage_add(struct st_conn *c, int64_t tenant_id, const struct mu_usage *d,
     sqlite3_bind_int64(s, 3, d->ram_mib);
     sqlite3_bind_int64(s, 4, d->disk_gib);
     sqlite3_bind_int64(s, 5, d->vms);
+    sqlite3_bind_int64(s, 6, d->networks);
+    sqlite3_bind_int64(s, 7, d->public_ips);
     rc = st_run(c, s, "updating usage counters", err);
     st_stmt_done(c, s);
     return rc;
@@ -174,14 +184,26 @@ int st_usage_move_subtree(struct st_conn *c, const char *old_path, const char *n
         rc = st_sql_err(c, rc, "summing a subtree's VMs", err);
     }
     st_stmt_done(c, s);
-    if (rc < 0 || sum.vms == 0)
-        return rc; /* no VM row below: nothing follows, nothing to count */
+    if (rc == 0) {
+        /* Tenants' paths may already be the new ones: look in both ranges (one is empty). */
+        MU_AUTOFREE char *new_upper = st_path_upper(new_path);
+        int64_t nets = 0, pubs = 0;
+
+        rc = st_net_usage_subtree(c, old_path, upper, &sum.networks, &sum.public_ips, err);
+        if (rc == 0)
+            rc = st_net_usage_subtree(c, new_path, new_upper, &nets, &pubs, err);
+        sum.networks += nets;
+        sum.public_ips += pubs;
+    }
+    if (rc < 0 || (sum.vms == 0 && sum.networks == 0))
+        return rc; /* no VM or network below: nothing follows, nothing to count */
 
     rc = st_path_ids(old_path, &old_ids, &n_old, err);
     if (rc == 0)
         rc = st_path_ids(new_path, &new_ids, &n_new, err);
     /* The last id of each path is the moved tenant itself: its own counter stays. */
-    neg = (struct mu_usage){-sum.vcpus, -sum.ram_mib, -sum.disk_gib, -sum.vms};
+    neg = (struct mu_usage){-sum.vcpus, -sum.ram_mib,  -sum.disk_gib,
+                            -sum.vms,   -sum.networks, -sum.public_ips};
     for (size_t i = 0; rc == 0 && i + 1 < n_old; i++)
         if (!has_id(new_ids, n_new - 1, old_ids[i]))
             rc = st_usage_add(c, old_ids[i], &neg, err);
@@ -220,8 +242,9 @@ static void fmt_limit(char *buf, size_t len, int64_t v)
 
 static int check_limits(const struct mu_limits *l, struct mu_err *err)
 {
-    static const char *const names[] = {"vcpus", "ram_mib", "disk_gib", "vms"};
-    const int64_t v[] = {l->vcpus, l->ram_mib, l->disk_gib, l->vms};
+    static const char *const names[] = {"vcpus", "ram_mib",  "disk_gib",
+                                        "vms",   "networks", "public_ips"};
+    const int64_t v[] = {l->vcpus, l->ram_mib, l->disk_gib, l->vms, l->networks, l->public_ips};
 
     for (size_t i = 0; i < MU_ARRAY_LEN(v); i++)
         if (v[i] < MU_UNLIMITED)
@@ -234,7 +257,7 @@ int mu_store_quota_set(struct mu_store *st, int64_t tenant_id, const struct mu_l
                        const struct mu_audit_rec *audit, struct mu_err *err)
 {
     struct st_tenant_loc loc = {0};
-    char target[48], detail[200], a[24], b[24], cc[24], d[24];
+    char target[48], detail[256], a[24], b[24], cc[24], d[24], e[24], f[24];
     struct st_conn *c;
     sqlite3_stmt *s;
     int rc;
@@ -254,11 +277,13 @@ int mu_store_quota_set(struct mu_store *st, int64_t tenant_id, const struct mu_l
         goto out;
     if (limits)
         s = st_stmt(c,
-                    "INSERT INTO quotas (tenant_id, vcpus, ram_mib, disk_gib, vms, updated_ms) "
-                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (tenant_id) DO UPDATE SET "
+                    "INSERT INTO quotas (tenant_id, vcpus, ram_mib, disk_gib, vms, updated_ms, "
+                    "networks, public_ips) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
+                    "ON CONFLICT (tenant_id) DO UPDATE SET "
                     "vcpus = excluded.vcpus, ram_mib = excluded.ram_mib, "
                     "disk_gib = excluded.disk_gib, vms = excluded.vms, "
-                    "updated_ms = excluded.updated_ms",
+                    "updated_ms = excluded.updated_ms, networks = excluded.networks, "
+                    "public_ips = excluded.public_ips",
                     err);
     else
         s = st_stmt(c, "DELETE FROM quotas WHERE tenant_id = ?1", err);
@@ -273,6 +298,8 @@ int mu_store_quota_set(struct mu_store *st, int64_t tenant_id, const struct mu_l
         sqlite3_bind_int64(s, 4, limits->disk_gib);
         sqlite3_bind_int64(s, 5, limits->vms);
         sqlite3_bind_int64(s, 6, mu_now_ms());
+        sqlite3_bind_int64(s, 7, limits->networks);
+        sqlite3_bind_int64(s, 8, limits->public_ips);
     }
     rc = st_run(c, s, "setting a quota", err);
     st_stmt_done(c, s);
@@ -284,8 +311,11 @@ int mu_store_quota_set(struct mu_store *st, int64_t tenant_id, const struct mu_l
         fmt_limit(b, sizeof b, limits->ram_mib);
         fmt_limit(cc, sizeof cc, limits->disk_gib);
         fmt_limit(d, sizeof d, limits->vms);
-        snprintf(detail, sizeof detail, "quota vcpus=%s ram_mib=%s disk_gib=%s vms=%s", a, b, cc,
-                 d);
+        fmt_limit(e, sizeof e, limits->networks);
+        fmt_limit(f, sizeof f, limits->public_ips);
+        snprintf(detail, sizeof detail,
+                 "quota vcpus=%s ram_mib=%s disk_gib=%s vms=%s networks=%s public_ips=%s", a, b, cc,
+                 d, e, f);
     } else {
         snprintf(detail, sizeof detail, "quota back to the policy defaults");
     }
@@ -369,12 +399,13 @@ struct recount {
 static bool usage_eq(const struct mu_usage *a, const struct mu_usage *b)
 {
     return a->vcpus == b->vcpus && a->ram_mib == b->ram_mib && a->disk_gib == b->disk_gib &&
-           a->vms == b->vms;
+           a->vms == b->vms && a->networks == b->networks && a->public_ips == b->public_ips;
 }
 
 static bool usage_zero(const struct mu_usage *a)
 {
-    return a->vcpus == 0 && a->ram_mib == 0 && a->disk_gib == 0 && a->vms == 0;
+    return a->vcpus == 0 && a->ram_mib == 0 && a->disk_gib == 0 && a->vms == 0 &&
+           a->networks == 0 && a->public_ips == 0;
 }
 
 static void recount_add(struct recount *r, bool node, int64_t id, const char *name,
@@ -406,6 +437,7 @@ static void usage_from(sqlite3_stmt *s, int col, struct mu_usage *u)
     u->ram_mib = sqlite3_column_int64(s, col + 1);
     u->disk_gib = sqlite3_column_int64(s, col + 2);
     u->vms = sqlite3_column_int64(s, col + 3);
+    u->networks = u->public_ips = 0;
 }
 
 static void usage_plus(struct mu_usage *a, const struct mu_usage *b)
@@ -414,6 +446,8 @@ static void usage_plus(struct mu_usage *a, const struct mu_usage *b)
     a->ram_mib += b->ram_mib;
     a->disk_gib += b->disk_gib;
     a->vms += b->vms;
+    a->networks += b->networks;
+    a->public_ips += b->public_ips;
 }
 
 /* What the counters should hold, from one sequential scan of the VM rows (random lookups
@@ -487,8 +521,10 @@ static int truth_compute(struct st_conn *c, struct truth *t, int64_t *ret_stale,
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         int64_t tid = sqlite3_column_int64(s, 0), nid = sqlite3_column_int64(s, 2);
         const unsigned char *vpath = sqlite3_column_text(s, 1);
-        struct mu_usage u = {sqlite3_column_int64(s, 3), sqlite3_column_int64(s, 4),
-                             sqlite3_column_int64(s, 5), 1};
+        struct mu_usage u = {.vcpus = sqlite3_column_int64(s, 3),
+                             .ram_mib = sqlite3_column_int64(s, 4),
+                             .disk_gib = sqlite3_column_int64(s, 5),
+                             .vms = 1};
 
         if (tid > 0 && tid <= t->max_tenant && t->path[tid]) {
             usage_plus(&t->own[tid], &u);
@@ -500,6 +536,27 @@ static int truth_compute(struct st_conn *c, struct truth *t, int64_t *ret_stale,
     }
     rc = rc == SQLITE_DONE ? 0 : st_sql_err(c, rc, "recounting", err);
     st_stmt_done(c, s);
+
+    /* Private networks count against their tenant, public addresses against the VM's. */
+    if (rc == 0) {
+        s = st_stmt(c,
+                    "SELECT tenant_id, count(*), 0 FROM networks WHERE kind = 'private' "
+                    "GROUP BY tenant_id UNION ALL SELECT v.tenant_id, 0, count(*) FROM nics x "
+                    "JOIN vms v ON v.id = x.vm_id WHERE x.public = 1 GROUP BY v.tenant_id",
+                    err);
+        if (!s)
+            return MU_EIO;
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+            int64_t tid = sqlite3_column_int64(s, 0);
+
+            if (tid > 0 && tid <= t->max_tenant && t->path[tid]) {
+                t->own[tid].networks += sqlite3_column_int64(s, 1);
+                t->own[tid].public_ips += sqlite3_column_int64(s, 2);
+            }
+        }
+        rc = rc == SQLITE_DONE ? 0 : st_sql_err(c, rc, "recounting networks", err);
+        st_stmt_done(c, s);
+    }
 
     /* Each tenant's own VMs count at every level of its path. */
     for (int64_t id = 1; rc == 0 && id <= t->max_tenant; id++) {
@@ -525,8 +582,8 @@ static int recount_tenants(struct st_conn *c, const struct truth *t, struct reco
     int rc;
 
     s = st_stmt(c,
-                "SELECT tenant_id, vcpus, ram_mib, disk_gib, vms FROM tenant_usage "
-                "ORDER BY tenant_id",
+                "SELECT tenant_id, vcpus, ram_mib, disk_gib, vms, networks, public_ips "
+                "FROM tenant_usage ORDER BY tenant_id",
                 err);
     if (!s) {
         free(seen);
@@ -539,6 +596,8 @@ static int recount_tenants(struct st_conn *c, const struct truth *t, struct reco
         const struct mu_usage *want = known ? &t->tenant[id] : &zero;
 
         usage_from(s, 1, &had);
+        had.networks = sqlite3_column_int64(s, 5);
+        had.public_ips = sqlite3_column_int64(s, 6);
         if (known)
             seen[id] = true;
         if (!usage_eq(&had, want))
@@ -594,10 +653,12 @@ static int recount_fix_one(struct st_conn *c, const struct recount_fix *f, struc
                     err);
     else
         s = st_stmt(c,
-                    "INSERT INTO tenant_usage (tenant_id, vcpus, ram_mib, disk_gib, vms) "
-                    "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (tenant_id) DO UPDATE SET "
+                    "INSERT INTO tenant_usage (tenant_id, vcpus, ram_mib, disk_gib, vms, "
+                    "networks, public_ips) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+                    "ON CONFLICT (tenant_id) DO UPDATE SET "
                     "vcpus = excluded.vcpus, ram_mib = excluded.ram_mib, "
-                    "disk_gib = excluded.disk_gib, vms = excluded.vms",
+                    "disk_gib = excluded.disk_gib, vms = excluded.vms, "
+                    "networks = excluded.networks, public_ips = excluded.public_ips",
                     err);
     if (!s)
         return MU_EIO;
@@ -606,6 +667,10 @@ static int recount_fix_one(struct st_conn *c, const struct recount_fix *f, struc
     sqlite3_bind_int64(s, 3, f->truth.ram_mib);
     sqlite3_bind_int64(s, 4, f->truth.disk_gib);
     sqlite3_bind_int64(s, 5, f->truth.vms);
+    if (!f->node) {
+        sqlite3_bind_int64(s, 6, f->truth.networks);
+        sqlite3_bind_int64(s, 7, f->truth.public_ips);
+    }
     rc = st_run(c, s, "correcting a counter", err);
     st_stmt_done(c, s);
     return rc;
@@ -614,11 +679,14 @@ static int recount_fix_one(struct st_conn *c, const struct recount_fix *f, struc
 /* "tenant 12 (Commune A): vcpus 8 recorded, 6 in VM rows, vms 3 recorded, 2 in VM rows" */
 static void describe(struct st_conn *c, const struct recount_fix *f, struct mu_buf *b)
 {
-    static const char *const tnames[] = {"vcpus", "ram_mib", "disk_gib", "vms"};
+    static const char *const tnames[] = {"vcpus", "ram_mib",  "disk_gib",
+                                         "vms",   "networks", "public_ips"};
     static const char *const nnames[] = {"alloc_vcpus", "alloc_ram_mib", "alloc_disk_gib",
-                                         "vm_count"};
-    const int64_t had[] = {f->had.vcpus, f->had.ram_mib, f->had.disk_gib, f->had.vms};
-    const int64_t truth[] = {f->truth.vcpus, f->truth.ram_mib, f->truth.disk_gib, f->truth.vms};
+                                         "vm_count",    "networks",      "public_ips"};
+    const int64_t had[] = {f->had.vcpus, f->had.ram_mib,  f->had.disk_gib,
+                           f->had.vms,   f->had.networks, f->had.public_ips};
+    const int64_t truth[] = {f->truth.vcpus, f->truth.ram_mib,  f->truth.disk_gib,
+                             f->truth.vms,   f->truth.networks, f->truth.public_ips};
     const char *sep = ": ";
 
     if (f->node) {

@@ -196,6 +196,30 @@ int st_node_certs_revoke_tx(struct st_conn *c, int64_t node_id, int64_t now, int
 /* Removes a node's last report, VM samples, history and epochs. */
 int st_node_telemetry_delete_tx(struct st_conn *c, int64_t node_id, struct mu_err *err);
 
+/* networks.c: private networks of the tenants and public addresses (NICs on provider
+ * networks) of the VMs whose path is in [path, upper): for tenant moves. */
+int st_net_usage_subtree(struct st_conn *c, const char *path, const char *upper,
+                         int64_t *ret_networks, int64_t *ret_public_ips, struct mu_err *err);
+/* networks.c, inside the purge of vm_id (before its row goes): gives its NICs' addresses
+ * back to their networks, deletes the NICs; *ret_public counts the public ones. */
+int st_vm_nics_release_tx(struct st_conn *c, int64_t vm_id, int64_t *ret_public,
+                          struct mu_err *err);
+/* networks.c, inside admission: checks the requested NICs against the tenant (its own
+ * networks, shared provider networks) before quotas; *ret_public counts public ones. */
+int st_vm_nics_check_tx(struct st_conn *c, int64_t tenant_id, const struct mu_nic_req *nics,
+                        size_t n, int64_t *ret_public, struct mu_err *err);
+/* networks.c, inside admission after the VM row: allocates each NIC's address and MAC. */
+int st_vm_nics_insert_tx(struct st_conn *c, int64_t vm_id, const struct mu_nic_req *nics, size_t n,
+                         int64_t now, struct mu_err *err);
+
+/* networks.c: user-data allowed with a VM (UTF-8, bounded). */
+int st_vm_user_data_check(const char *user_data, struct mu_err *err);
+/* admission.c: every level of the path ids (tenant last) must take need on top of its
+ * subtree's usage; MU_EQUOTA names the first level that cannot. needs: "this VM needs". */
+int st_quota_check_tx(struct st_conn *c, const int64_t *ids, size_t n, const struct mu_usage *need,
+                      const struct mu_quota_defaults *defaults, const char *needs,
+                      struct mu_err *err);
+
 /* A user or token changed (users.c): moves mu_store_auth_generation. */
 void st_auth_changed(void);
 

@@ -453,7 +453,7 @@ int mu_store_tenant_delete(struct mu_store *st, int64_t id, const struct mu_audi
 {
     struct st_conn *c = st_tx_begin(st, err);
     struct st_tenant_loc self = {0};
-    int64_t children = 0, users = 0, vms = 0;
+    int64_t children = 0, users = 0, vms = 0, networks = 0;
     char target[48];
     sqlite3_stmt *s;
     int rc;
@@ -469,6 +469,8 @@ int mu_store_tenant_delete(struct mu_store *st, int64_t id, const struct mu_audi
         rc = count_of(c, "SELECT count(*) FROM users WHERE tenant_id = ?1", id, &users, err);
     if (rc == 0)
         rc = count_of(c, "SELECT count(*) FROM vms WHERE tenant_id = ?1", id, &vms, err);
+    if (rc == 0)
+        rc = count_of(c, "SELECT count(*) FROM networks WHERE tenant_id = ?1", id, &networks, err);
     if (rc == 0 && children > 0)
         rc = mu_err_set(err, MU_ECONFLICT,
                         "tenant %" PRId64 " (%s) still has %" PRId64
@@ -483,6 +485,11 @@ int mu_store_tenant_delete(struct mu_store *st, int64_t id, const struct mu_audi
         rc = mu_err_set(err, MU_ECONFLICT,
                         "tenant %" PRId64 " (%s) still has %" PRId64 " VM(s): delete them first",
                         id, self.name, vms);
+    if (rc == 0 && networks > 0)
+        rc = mu_err_set(err, MU_ECONFLICT,
+                        "tenant %" PRId64 " (%s) still has %" PRId64
+                        " network(s): delete them first",
+                        id, self.name, networks);
     /* The audit row first: it takes the tenant's path while the tenant still exists. */
     if (rc == 0) {
         snprintf(target, sizeof target, "tenant/%" PRId64, id);

@@ -287,8 +287,10 @@ int mu_store_vm_purge(struct mu_store *st, int64_t vm_id, struct mu_err *err)
         path = st_col_str(s, 0);
         tenant_id = sqlite3_column_int64(s, 1);
         node_id = sqlite3_column_int64(s, 2);
-        gone = (struct mu_usage){-sqlite3_column_int64(s, 3), -sqlite3_column_int64(s, 4),
-                                 -sqlite3_column_int64(s, 5), -1};
+        gone = (struct mu_usage){.vcpus = -sqlite3_column_int64(s, 3),
+                                 .ram_mib = -sqlite3_column_int64(s, 4),
+                                 .disk_gib = -sqlite3_column_int64(s, 5),
+                                 .vms = -1};
         rc = 0;
     } else {
         rc = rc == SQLITE_DONE ? 1 : st_sql_err(c, rc, "reading a VM", err);
@@ -297,7 +299,12 @@ int mu_store_vm_purge(struct mu_store *st, int64_t vm_id, struct mu_err *err)
     if (rc != 0)
         return st_tx_end(st, rc < 0 ? rc : 0, err); /* already gone: done */
 
-    rc = st_usage_add_path(c, path, &gone, err);
+    /* Its addresses go back to their networks, and its public ones leave the quotas. */
+    rc = st_vm_nics_release_tx(c, vm_id, &gone.public_ips, err);
+    gone.public_ips = -gone.public_ips;
+    if (rc == 0)
+        rc = st_usage_add_path(c, path, &gone, err);
+    gone.public_ips = 0; /* not a node counter */
     if (rc == 0)
         rc = st_node_alloc_add(c, node_id, &gone, err);
     if (rc == 0) {

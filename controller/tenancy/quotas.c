@@ -34,7 +34,7 @@ struct mu_quota_policy {
 };
 
 static const struct mu_limits builtin_fallback = {
-    .vcpus = 4, .ram_mib = 8192, .disk_gib = 100, .vms = 4};
+    .vcpus = 4, .ram_mib = 8192, .disk_gib = 100, .vms = 4, .networks = 2, .public_ips = 1};
 
 /* ---- errors that point at the source (mu_json_locate) ------------------------------- */
 
@@ -85,10 +85,14 @@ static int parse_figure(const cJSON *v, const struct src *s, const int *path, si
 static int parse_limits(const cJSON *v, const struct src *s, int *path, size_t depth,
                         const char *where, struct mu_limits *ret, struct mu_err *err)
 {
-    static const char *const names[] = {"vcpus", "ram_mib", "disk_gib", "vms"};
-    struct mu_limits l = {MU_UNLIMITED, MU_UNLIMITED, MU_UNLIMITED, MU_UNLIMITED};
-    int64_t *dst[] = {&l.vcpus, &l.ram_mib, &l.disk_gib, &l.vms};
-    bool seen[4] = {false, false, false, false};
+    /* networks and public_ips may be left out (unlimited): policies written before them
+     * still load. */
+    static const char *const names[] = {"vcpus", "ram_mib",  "disk_gib",
+                                        "vms",   "networks", "public_ips"};
+    struct mu_limits l = {MU_UNLIMITED, MU_UNLIMITED, MU_UNLIMITED,
+                          MU_UNLIMITED, MU_UNLIMITED, MU_UNLIMITED};
+    int64_t *dst[] = {&l.vcpus, &l.ram_mib, &l.disk_gib, &l.vms, &l.networks, &l.public_ips};
+    bool seen[6] = {false, false, false, false, false, false};
 
     if (is_unlimited(v)) {
         *ret = l;
@@ -107,14 +111,15 @@ static int parse_limits(const cJSON *v, const struct src *s, int *path, size_t d
                 break;
         if (k == MU_ARRAY_LEN(names))
             return fail(err, s, path, depth + 1, false,
-                        "unknown key \"%.64s\" in %s (expected vcpus, ram_mib, disk_gib, vms)",
+                        "unknown key \"%.64s\" in %s (expected vcpus, ram_mib, disk_gib, vms, "
+                        "networks, public_ips)",
                         it->string, where);
         int rc = parse_figure(it, s, path, depth + 1, where, dst[k], err);
         if (rc < 0)
             return rc;
         seen[k] = true;
     }
-    for (size_t k = 0; k < MU_ARRAY_LEN(names); k++)
+    for (size_t k = 0; k < 4; k++)
         if (!seen[k])
             return fail(err, s, path, depth, true,
                         "%s lacks \"%s\" (give all of vcpus, ram_mib, disk_gib and vms; "

@@ -101,6 +101,37 @@ static bool opt_path_ok(const char *p)
     return !p || mu_virt_path_valid(p);
 }
 
+/* Node-side bridge name: [a-z0-9-]{1,15} (IFNAMSIZ), not starting with '-'. */
+static bool bridge_valid(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > 15 || s[0] == '-')
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+            return false;
+    return true;
+}
+
+static int nic_check(const struct mu_nic *n, size_t i, struct mu_err *err)
+{
+    uint32_t ip;
+    if (!mu_virt_mac_valid(n->mac))
+        return mu_err_setf(err, MU_EINVAL, "mac", "NIC %zu: mac must be six lower-case hex pairs",
+                           i);
+    if (mu_virt_ipv4_parse(n->ip, &ip) < 0)
+        return mu_err_setf(err, MU_EINVAL, "ip", "NIC %zu: ip must be a dotted IPv4 address", i);
+    if (!bridge_valid(n->bridge))
+        return mu_err_setf(err, MU_EINVAL, "bridge", "NIC %zu: bridge must be 1..15 of a-z 0-9 -",
+                           i);
+    if (n->mtu < MU_VIRT_MTU_MIN || n->mtu > MU_VIRT_MTU_MAX)
+        return mu_err_setf(err, MU_EINVAL, "mtu", "NIC %zu: mtu must be %d..%d", i, MU_VIRT_MTU_MIN,
+                           MU_VIRT_MTU_MAX);
+    if (n->network_id <= 0)
+        return mu_err_setf(err, MU_EINVAL, "network_id", "NIC %zu: network_id must be positive", i);
+    return 0;
+}
+
 static int spec_check(const struct mu_virt_domain_spec *s, struct mu_err *err)
 {
     if (!mu_uuid_valid(s->uuid))
@@ -147,6 +178,13 @@ static int spec_check(const struct mu_virt_domain_spec *s, struct mu_err *err)
         return mu_err_setf(err, MU_EINVAL, "serial_log", "serial_log %s", path_rule);
     if (!opt_path_ok(s->seed_iso))
         return mu_err_setf(err, MU_EINVAL, "seed_iso", "seed_iso %s", path_rule);
+    if (s->n_nics > 0 && !s->nics)
+        return mu_err_setf(err, MU_EINVAL, "nics", "nics missing");
+    for (size_t i = 0; i < s->n_nics; i++) {
+        int r = nic_check(&s->nics[i], i, err);
+        if (r < 0)
+            return r;
+    }
     return 0;
 }
 
@@ -246,6 +284,34 @@ static void add_disk(xmlNodePtr devs, const char *device, const char *format, co
         child(d, "readonly", NULL);
 }
 
+static void add_param(xmlNodePtr fref, const char *name, const char *value)
+{
+    xmlNodePtr p = child(fref, "parameter", NULL);
+    prop(p, "name", name);
+    prop(p, "value", value);
+}
+
+/* One bridged virtio NIC per entry, filtered by its network's nwfilter. */
+static void add_interfaces(xmlNodePtr devs, const struct mu_virt_domain_spec *s)
+{
+    for (size_t i = 0; i < s->n_nics; i++) {
+        const struct mu_nic *n = &s->nics[i];
+        char buf[48];
+        xmlNodePtr itf = child(devs, "interface", NULL);
+        prop(itf, "type", "bridge");
+        prop(child(itf, "mac", NULL), "address", n->mac);
+        prop(child(itf, "source", NULL), "bridge", n->bridge);
+        prop(child(itf, "model", NULL), "type", "virtio");
+        snprintf(buf, sizeof buf, "%d", n->mtu);
+        prop(child(itf, "mtu", NULL), "size", buf);
+        xmlNodePtr fref = child(itf, "filterref", NULL);
+        mu_virt_nwfilter_name(n->network_id, buf, sizeof buf);
+        prop(fref, "filter", buf);
+        add_param(fref, "IP", n->ip);
+        add_param(fref, "MAC", n->mac);
+    }
+}
+
 /* Serial port 0 and the console on it: to a file (appended, so that a reboot keeps the
  * first boot's output) or to a pty when no log is wanted. */
 static void add_console(xmlNodePtr devs, const char *log)
@@ -295,6 +361,7 @@ int mu_virt_domain_xml_build(const struct mu_virt_domain_spec *spec, char **ret,
     add_disk(devs, "disk", "qcow2", spec->disk_path, "vda", "virtio", false);
     if (spec->seed_iso)
         add_disk(devs, "cdrom", "raw", spec->seed_iso, "hdc", "ide", true);
+    add_interfaces(devs, spec);
     add_console(devs, spec->serial_log);
     /* No implicit USB controller or balloon: the guest gets only what is listed here. */
     xmlNodePtr usb = child(devs, "controller", NULL);

@@ -91,6 +91,11 @@ struct mu_virt_domain_spec {
     const char *kernel, *initrd, *cmdline;
     const char *serial_log; /* optional: serial console to this file */
     const char *seed_iso;   /* optional: cloud-init seed as a read-only CD (networks issue) */
+    /* NICs (store/network.h), in idx order: one <interface type='bridge'> each, on the
+     * NIC's bridge with its MAC, MTU, a virtio model and <filterref filter='mu-net-<network>'>
+     * with parameters IP and MAC (see mu_virt_nwfilter_define). Validated by allow-list. */
+    const struct mu_nic *nics;
+    size_t n_nics;
 };
 /* Builds the domain XML (libxml2 tree API). Validates every value that becomes an
  * attribute or a path (allow-list: absolute paths of [A-Za-z0-9._/-], no ".."); the free
@@ -136,6 +141,44 @@ struct mu_virt_domain_info {
 };
 int mu_virt_domain_list(struct mu_virt_conn *c, struct mu_virt_domain_info **ret, size_t *ret_n,
                         struct mu_err *err);
+
+/* ---- networks: NoCloud seeds and nwfilters (seed.c, nwfilter.c) ----------------------- */
+struct mu_nic;      /* store/network.h */
+struct mu_sec_rule; /* store/network.h */
+
+/* A cloud-init NoCloud seed: meta-data ("instance-id" = the VM's UUID, "local-hostname" =
+ * the VM's name), network-config version 2 (one ethernet per NIC matched by MAC, with its
+ * address/prefix, MTU and gateway4 only when the NIC has a gateway) and user-data (copied as
+ * is; NULL: no user-data file). Every value is allow-listed and written quoted. */
+struct mu_virt_seed {
+    const char *instance_id; /* lower-case UUID */
+    const char *hostname;    /* [a-z0-9][a-z0-9-]{0,62} (the store's VM names) */
+    const struct mu_nic *nics;
+    size_t n_nics;
+    const char *user_data; /* at most MU_VIRT_USER_DATA_MAX bytes, or NULL */
+};
+#define MU_VIRT_USER_DATA_MAX (64 * 1024)
+/* Builds the seed ISO 9660 image (volume id "cidata", Rock Ridge + Joliet) in memory with
+ * libisofs. Same inputs give the same bytes. *ret_buf (caller frees) and *ret_len are written
+ * only on success; MU_EINVAL names a bad field. */
+int mu_virt_seed_build(const struct mu_virt_seed *s, unsigned char **ret_buf, size_t *ret_len,
+                       struct mu_err *err);
+/* Uploads a seed image as volume vol_name ("mu-<uuid>.seed.iso", raw) in the node's pool
+ * through virStorageVolUpload, verified by reading it back. Idempotent: a volume with the
+ * same content is kept, a different one replaced. ret_path (optional, >= 4096 bytes) gets
+ * the volume's path on the node. */
+int mu_virt_seed_ensure(struct mu_virt_conn *c, const char *vol_name, const unsigned char *buf,
+                        size_t len, char *ret_path, struct mu_err *err);
+
+/* nwfilter "mu-net-<network_id>" (the name every NIC of that network references): clean-
+ * traffic (no MAC/IP/ARP spoofing), inbound from the network's CIDR and replies allowed,
+ * operator rules (accept/drop) first, then tenant allow rules, then drop. Defines it on the
+ * node, or redefines it when it differs (libvirt re-applies a redefined filter to running
+ * interfaces). Rules validated by allow-list. */
+int mu_virt_nwfilter_define(struct mu_virt_conn *c, int64_t network_id, const char *cidr,
+                            const struct mu_sec_rule *rules, size_t n_rules, struct mu_err *err);
+/* Removes the filter; absent is success; MU_ECONFLICT while an interface still uses it. */
+int mu_virt_nwfilter_undefine(struct mu_virt_conn *c, int64_t network_id, struct mu_err *err);
 
 /* Random RFC 4122 version 4 UUID, lower case. */
 void mu_uuid_generate(char out[MU_UUID_LEN + 1]);

@@ -9,6 +9,8 @@
 #include <stdint.h>
 
 #include "mutualis/err.h"
+#include "store/provision.h" /* network.h uses its types */
+#include "store/network.h"
 #include "virt/virt.h"
 
 #define MU_VIRT_PATH_MAX     4096
@@ -39,6 +41,30 @@ char *mu_virt_pool_xml(const char *name, const char *path);
  * backing_path is set. Inputs validated by the caller. */
 char *mu_virt_volume_xml(const char *name, const char *format, uint64_t capacity,
                          const char *backing_path, const char *backing_format);
+
+/* ---- networks (nwfilter.c, seed.c) ---- */
+#define MU_VIRT_MTU_MIN 576
+#define MU_VIRT_MTU_MAX 9000
+/* Dotted IPv4 without leading zeros: 0 and *ret (host order), or -1. */
+int mu_virt_ipv4_parse(const char *s, uint32_t *ret);
+void mu_virt_ipv4_format(uint32_t v, char out[16]);
+/* "a.b.c.d/p", p 0..32, host bits zero: 0 or -1. */
+int mu_virt_cidr_parse(const char *s, uint32_t *ret_addr, int *ret_prefix);
+/* "52:54:00:12:34:56": lower-case hex pairs, unicast. */
+bool mu_virt_mac_valid(const char *s);
+/* "mu-net-<id>". */
+void mu_virt_nwfilter_name(int64_t network_id, char *out, size_t outlen);
+/* The filter XML (see nwfilter.c); *ret written only on success. */
+int mu_virt_nwfilter_xml_build(int64_t network_id, const char *cidr,
+                               const struct mu_sec_rule *rules, size_t n_rules, char **ret,
+                               struct mu_err *err);
+/* The seed's three files as text (unit tests read them); *ret written only on success. */
+struct mu_virt_seed_texts {
+    char *meta_data, *network_config, *user_data; /* user_data NULL when none */
+};
+int mu_virt_seed_texts(const struct mu_virt_seed *s, struct mu_virt_seed_texts *ret,
+                       struct mu_err *err);
+void mu_virt_seed_texts_clear(struct mu_virt_seed_texts *t);
 
 /* Parses our metadata element as virDomainGetMetadata returns it (<vm vm-id= tenant-id=>).
  * 0 and writes both ids, or -1 when it is not ours or malformed. */

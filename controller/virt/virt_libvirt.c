@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -55,6 +56,10 @@ struct mu_virt_conn {
     char last_error[400];
     struct verified *verified;
     size_t n_verified;
+    /* nwfilters this connection defined, with the SHA-256 of the XML it sent (cleared on
+     * reconnect): an unchanged filter is not redefined on every VM create. */
+    struct verified *filters;
+    size_t n_filters;
 };
 
 /* ---- process-wide: error handler and event loop ------------------------------------- */
@@ -211,6 +216,9 @@ static void conn_drop(struct mu_virt_conn *c)
     free(c->verified);
     c->verified = NULL;
     c->n_verified = 0;
+    free(c->filters);
+    c->filters = NULL;
+    c->n_filters = 0;
 }
 
 void mu_virt_conn_free(struct mu_virt_conn *c)
@@ -1335,4 +1343,192 @@ int mu_virt_domain_list(struct mu_virt_conn *c, struct mu_virt_domain_info **ret
     *ret = out;
     *ret_n = k;
     return ok(c, 0);
+}
+
+/* ---- networks: seed volumes and nwfilters ------------------------------------------- */
+
+static void sha256_hex_of(const void *data, size_t len, char out[SHA256_HEX_LEN + 1])
+{
+    unsigned char d[32];
+    gnutls_hash_fast(GNUTLS_DIG_SHA256, data, len, d);
+    mu_hex_encode(d, sizeof d, out);
+}
+
+int mu_virt_seed_ensure(struct mu_virt_conn *c, const char *vol_name, const unsigned char *buf,
+                        size_t len, char *ret_path, struct mu_err *err)
+{
+    int r = check_vol_name(vol_name, "vol_name", err);
+    if (r < 0)
+        return r;
+    if (!buf || len == 0 || len > (size_t)64 << 20)
+        return mu_err_setf(err, MU_EINVAL, "seed", "seed image must be 1 byte .. 64 MiB");
+    char sha[SHA256_HEX_LEN + 1], path[MU_VIRT_PATH_MAX];
+    sha256_hex_of(buf, len, sha);
+    virStoragePoolPtr p = NULL;
+    virStorageVolPtr v = NULL;
+    int fd = -1;
+    r = pool_open(c, &p, err);
+    if (r < 0)
+        return r;
+    r = vol_lookup(c, p, vol_name, &v, err);
+    if (r < 0)
+        goto out;
+    if (r == 1 && !c->validate) {
+        r = 0; /* test driver: no streams, the volume stands for the seed */
+    } else if (r == 1) {
+        char have[SHA256_HEX_LEN + 1];
+        uint64_t have_bytes = 0;
+        if (verified_has(c, vol_name, sha)) {
+            r = 0;
+        } else {
+            r = vol_sha256(c, v, vol_name, have, &have_bytes, err);
+            if (r < 0)
+                goto out;
+            if (have_bytes == len && strcmp(have, sha) == 0) {
+                verified_set(c, vol_name, sha);
+            } else {
+                /* Another NIC layout or user-data: replace it. */
+                verified_forget(c, vol_name);
+                if (virStorageVolDelete(v, 0) < 0) {
+                    r = fail(c, err, "cannot delete the outdated seed volume %s", vol_name);
+                    goto out;
+                }
+                virStorageVolFree(v);
+                v = NULL;
+                r = 0;
+            }
+        }
+    } else {
+        r = 0;
+    }
+    if (!v && !c->validate) {
+        MU_AUTOFREE char *xml = mu_virt_volume_xml(vol_name, "raw", len, NULL, NULL);
+        v = virStorageVolCreateXML(p, xml, 0);
+        if (!v) {
+            r = fail(c, err, "cannot create volume %s", vol_name);
+            goto out;
+        }
+    } else if (!v) {
+        /* image_upload reads from a file descriptor: an anonymous memory file holds it. */
+        fd = memfd_create("mu-seed", MFD_CLOEXEC);
+        size_t off = 0;
+        while (fd >= 0 && off < len) {
+            ssize_t n = write(fd, buf + off, len - off);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                break;
+            off += (size_t)n;
+        }
+        if (fd < 0 || off != len) {
+            r = mu_err_set(err, MU_EIO, "cannot stage the seed image: %s", strerror(errno));
+            goto out;
+        }
+        r = image_upload(c, p, vol_name, fd, len, "raw", sha, err);
+        if (r < 0)
+            goto out;
+        verified_set(c, vol_name, sha);
+        r = vol_lookup(c, p, vol_name, &v, err);
+        if (r == 0)
+            r = mu_err_set(err, MU_EIO, "seed volume %s vanished after its upload", vol_name);
+        if (r < 0)
+            goto out;
+        r = 0;
+    }
+    r = vol_path(c, v, vol_name, path, sizeof path, err);
+    if (r == 0 && ret_path)
+        memcpy(ret_path, path, strlen(path) + 1);
+out:
+    if (fd >= 0)
+        close(fd);
+    if (v)
+        virStorageVolFree(v);
+    virStoragePoolFree(p);
+    return ok(c, r);
+}
+
+static struct verified *filter_cached(struct mu_virt_conn *c, const char *name)
+{
+    for (size_t i = 0; i < c->n_filters; i++)
+        if (strcmp(c->filters[i].vol, name) == 0)
+            return &c->filters[i];
+    return NULL;
+}
+
+int mu_virt_nwfilter_define(struct mu_virt_conn *c, int64_t network_id, const char *cidr,
+                            const struct mu_sec_rule *rules, size_t n_rules, struct mu_err *err)
+{
+    MU_AUTOFREE char *xml = NULL;
+    int r = mu_virt_nwfilter_xml_build(network_id, cidr, rules, n_rules, &xml, err);
+    if (r == 0)
+        r = conn_ensure(c, err);
+    if (r < 0)
+        return r;
+    if (!c->validate)
+        return ok(c, 0); /* the test driver has no nwfilter driver: nothing to filter */
+    char name[48], sha[SHA256_HEX_LEN + 1];
+    mu_virt_nwfilter_name(network_id, name, sizeof name);
+    sha256_hex_of(xml, strlen(xml), sha);
+    struct verified *f = filter_cached(c, name);
+    if (f && strcmp(f->sha, sha) == 0) {
+        /* Still there? A node restart or a hand-made undefine would have dropped it. */
+        virNWFilterPtr have = virNWFilterLookupByName(c->conn, name);
+        if (have) {
+            virNWFilterFree(have);
+            return ok(c, 0);
+        }
+    }
+    /* Defining an existing filter (same name and UUID) replaces it, and libvirt rebuilds the
+     * rules of every running interface that references it. */
+    virNWFilterPtr nf = virNWFilterDefineXML(c->conn, xml);
+    if (!nf) {
+        if (last_code() == VIR_ERR_NO_SUPPORT)
+            return mu_err_set(err, MU_EIO,
+                              "the node's libvirtd has no nwfilter driver: tenant networks need a "
+                              "privileged libvirtd with libvirt-daemon-config-nwfilter");
+        return fail(c, err, "cannot define nwfilter %s", name);
+    }
+    virNWFilterFree(nf);
+    if (!f) {
+        c->filters = mu_xrealloc(c->filters, (c->n_filters + 1) * sizeof *c->filters);
+        f = &c->filters[c->n_filters++];
+        snprintf(f->vol, sizeof f->vol, "%s", name);
+    }
+    snprintf(f->sha, sizeof f->sha, "%s", sha);
+    return ok(c, 0);
+}
+
+int mu_virt_nwfilter_undefine(struct mu_virt_conn *c, int64_t network_id, struct mu_err *err)
+{
+    if (network_id <= 0)
+        return mu_err_setf(err, MU_EINVAL, "network_id", "network_id must be positive");
+    int r = conn_ensure(c, err);
+    if (r < 0)
+        return r;
+    if (!c->validate)
+        return ok(c, 0);
+    char name[48];
+    mu_virt_nwfilter_name(network_id, name, sizeof name);
+    for (size_t i = 0; i < c->n_filters; i++) {
+        if (strcmp(c->filters[i].vol, name) == 0) {
+            c->filters[i] = c->filters[--c->n_filters];
+            break;
+        }
+    }
+    virNWFilterPtr nf = virNWFilterLookupByName(c->conn, name);
+    if (!nf) {
+        int code = last_code();
+        if (code == VIR_ERR_NO_NWFILTER || code == VIR_ERR_NO_SUPPORT)
+            return ok(c, 0);
+        return fail(c, err, "cannot look up nwfilter %s", name);
+    }
+    r = 0;
+    if (virNWFilterUndefine(nf) < 0) {
+        if (last_code() == VIR_ERR_OPERATION_INVALID)
+            r = mu_err_set(err, MU_ECONFLICT, "nwfilter %s is still used by an interface", name);
+        else if (last_code() != VIR_ERR_NO_NWFILTER)
+            r = fail(c, err, "cannot undefine nwfilter %s", name);
+    }
+    virNWFilterFree(nf);
+    return ok(c, r);
 }

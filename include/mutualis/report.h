@@ -103,5 +103,8 @@ int mu_report_ack_parse(const char *buf, size_t len, char *ret_epoch, int64_t *r
                         struct mu_err *err);
 /* Serialises an answer (caller frees). */
 char *mu_report_ack_print(const char *epoch, int64_t acked_seq);
+/* The optional "net_generation" of an ack (the node's network plan generation): 0 and *ret
+ * when present and a non-negative integer, 1 when absent or unusable. */
+int mu_report_ack_net_generation(const char *buf, size_t len, int64_t *ret);
 
 #endif

@@ -306,9 +306,11 @@ static void defaults_fn(void *ctx, const char *kind, int64_t population, struct 
 {
     (void)ctx;
     if (strcmp(kind, "commune") == 0)
-        *ret = (struct mu_limits){population < 1000 ? 2000 : 4000, 4000000, 100000, 1000};
+        *ret = (struct mu_limits){
+            population < 1000 ? 2000 : 4000, 4000000, 100000, 1000, MU_UNLIMITED, MU_UNLIMITED};
     else
-        *ret = (struct mu_limits){MU_UNLIMITED, MU_UNLIMITED, MU_UNLIMITED, MU_UNLIMITED};
+        *ret = (struct mu_limits){MU_UNLIMITED, MU_UNLIMITED, MU_UNLIMITED,
+                                  MU_UNLIMITED, MU_UNLIMITED, MU_UNLIMITED};
 }
 
 static void bench_admit(struct mu_store *st, const struct tree *t)

@@ -24,7 +24,7 @@ WANT_MODULES=(
     evdev button
     virtio_blk scsi_common scsi_mod virtio_scsi sd_mod libata ata_piix cdrom sr_mod isofs
 )
-SOURCES=(build-guest.sh init netcfg.awk cgi-info cgi-ping)
+SOURCES=(build-guest.sh init netcfg.awk cgi-info cgi-ping cgi-netset)
 EPOCH=1700000000 # fixed mtime of every file in the initramfs
 
 log() { echo "build-guest: $*" >&2; }
@@ -143,6 +143,7 @@ install -m 755 "$HERE/init" "$R/init"
 install -m 644 "$HERE/netcfg.awk" "$R/etc/mutualis/netcfg.awk"
 install -m 755 "$HERE/cgi-info" "$R/etc/mutualis/cgi-info"
 install -m 755 "$HERE/cgi-ping" "$R/etc/mutualis/cgi-ping"
+install -m 755 "$HERE/cgi-netset" "$R/etc/mutualis/cgi-netset"
 echo "PWRF PWRF/00000080" >"$R/etc/acpid.conf"
 cat >"$R/etc/acpi/PWRF/00000080" <<'EOF'
 #!/bin/sh

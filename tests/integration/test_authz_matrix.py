@@ -109,6 +109,10 @@ def body(ctl, res):
         must(rq("PUT", f"/v1/tenants/{t}/quota", {"vcpus": "unlimited", "ram_mib": "unlimited",
                                                   "disk_gib": "unlimited", "vms": "unlimited"}),
              200, "unlimited quota")
+    for t in (S, E, C1, C2):
+        must(rq("PUT", f"/v1/tenants/{t}/quota", {"networks": "unlimited",
+                                                  "public_ips": "unlimited"}),
+             200, "unlimited network quota")
     must(rq("POST", "/v1/flavors", {"name": "tiny", "vcpus": 1, "ram_mib": 64, "disk_gib": 1}),
          201, "flavor")
     must(rq("POST", "/v1/flavors", {"name": "small", "vcpus": 1, "ram_mib": 128,
@@ -152,14 +156,57 @@ def body(ctl, res):
 
     raw_upload = {"__raw__": img_bytes}
 
+    def mk_net(tenant):
+        return must(rq("POST", "/v1/networks", {"tenant_id": tenant, "name": uniq("net-"),
+                                                "cidr": "10.1.0.0/24"}), 201, "network")["id"]
+
+    def mk_rule(tenant):
+        """A tenant rule (set by the EPCI's admin, so that tenant admins may delete it)."""
+        net = mk_net(tenant)
+        rid = must(rq("POST", f"/v1/networks/{net}/rules", {"proto": "tcp", "ports": 443},
+                      token=ea_tok), 201, "rule")["id"]
+        return f"/v1/networks/{net}/rules/{rid}"
+
+    def mk_webhook(tenant):
+        """The tenant's webhook path, after setting one (203.0.113.0/24: a public address
+        that nothing answers on; no event is delivered to it here anyway)."""
+        rq("PUT", f"/v1/tenants/{tenant}/webhook", {"url": "https://203.0.113.10/hook"})
+        return f"/v1/tenants/{tenant}/webhook"
+
+    def mk_request(tenant, item="vm"):
+        """A pending catalogue request of tenant, filed by the operator. "website" lets an
+        EPCI's admin decide; its image is not uploaded here, so an approval records the
+        request as failed (200) without creating a VM."""
+        params = {"purpose": "tests"} if item == "vm" else {
+            "domain": "mairie-test.fr", "admin_email": "secretariat@mairie-test.fr"}
+        return must(rq("POST", "/v1/requests", {"tenant_id": tenant, "item": item,
+                                                "flavor": "tiny", "parameters": params}),
+                    201, "request")["id"]
+
     # Sample requests: route key → function(target) → (path, body, targeted)
     def leaf(target):
         return mk_tenant(target)
+
+    portal_user = {}
+
+    def portal_login():
+        """Credentials of a user with a password (made once): the portal's login is public,
+        so every persona's sample logs in (200)."""
+        if not portal_user:
+            portal_user.update(username=uniq("portal-"), password="correct horse battery staple")
+            must(rq("POST", "/v1/users", {"name": portal_user["username"], "role": "observer",
+                                          "password": portal_user["password"]}), 201, "portal user")
+        return dict(portal_user)
 
     samples = {
         "GET /v1/health": lambda t: ("/v1/health", None, False),
         "GET /v1/openapi.json": lambda t: ("/v1/openapi.json", None, False),
         "GET /v1/whoami": lambda t: ("/v1/whoami", None, False),
+        "POST /v1/session": lambda t: ("/v1/session", portal_login(), False),
+        "GET /v1/session": lambda t: ("/v1/session", None, False),
+        "DELETE /v1/session": lambda t: ("/v1/session", None, False),
+        "GET /": lambda t: ("/", None, False),
+        "GET /portal/{file}": lambda t: ("/portal/app.js", None, False),
         "GET /v1/tenants": lambda t: (f"/v1/tenants?subtree={t}", None, False),
         "POST /v1/tenants": lambda t: ("/v1/tenants", {"name": uniq("New "), "kind": "other",
                                                        "parent_id": t}, True),
@@ -231,10 +278,41 @@ def body(ctl, res):
         "POST /v1/agent/reports": lambda t: ("/v1/agent/reports", {"version": 1, "node": "n"},
                                              False),
         "POST /v1/agent/renew": lambda t: ("/v1/agent/renew", {"csr": "x"}, False),
+        "GET /v1/agent/network": lambda t: ("/v1/agent/network", None, False),
         "GET /v1/capacity": lambda t: ("/v1/capacity", None, False),
         "GET /metrics": lambda t: ("/metrics", None, False),
+        "GET /v1/alerts": lambda t: ("/v1/alerts", None, False),
+        "GET /v1/events": lambda t: (f"/v1/events?tenant={t}", None, True),
+        "GET /v1/tenants/{id}/webhook": lambda t: (mk_webhook(t), None, True),
+        "PUT /v1/tenants/{id}/webhook": lambda t: (f"/v1/tenants/{t}/webhook",
+                                                   {"url": "https://203.0.113.10/hook"}, True),
+        "DELETE /v1/tenants/{id}/webhook": lambda t: (mk_webhook(t), None, True),
+        "GET /v1/catalog": lambda t: ("/v1/catalog", None, False),
+        "GET /v1/requests": lambda t: (f"/v1/requests?tenant={t}", None, True),
+        "POST /v1/requests": lambda t: ("/v1/requests", {"tenant_id": t, "item": "vm",
+                                                         "flavor": "tiny",
+                                                         "parameters": {"purpose": "x"}}, True),
+        "GET /v1/requests/{id}": lambda t: (f"/v1/requests/{mk_request(t)}", None, True),
+        "POST /v1/requests/{id}/approve": lambda t: (
+            f"/v1/requests/{mk_request(t, 'website')}/approve", {"reason": "ok"}, True),
+        "POST /v1/requests/{id}/reject": lambda t: (
+            f"/v1/requests/{mk_request(t, 'website')}/reject", {"reason": "no budget"}, True),
+        "POST /v1/requests/{id}/cancel": lambda t: (f"/v1/requests/{mk_request(t)}/cancel", None,
+                                                    True),
         "GET /v1/audit": lambda t: ("/v1/audit?limit=5", None, False),
         "POST /v1/audit/verify": lambda t: ("/v1/audit/verify", {}, False),
+        "GET /v1/networks": lambda t: ("/v1/networks", None, False),
+        "POST /v1/networks": lambda t: ("/v1/networks", {"tenant_id": t, "name": uniq("n-"),
+                                                         "cidr": "10.2.0.0/24"}, True),
+        "GET /v1/networks/{id}": lambda t: (f"/v1/networks/{mk_net(t)}", None, True),
+        "DELETE /v1/networks/{id}": lambda t: (f"/v1/networks/{mk_net(t)}", None, True),
+        "GET /v1/networks/{id}/addresses": lambda t: (f"/v1/networks/{mk_net(t)}/addresses",
+                                                      None, True),
+        "GET /v1/networks/{id}/rules": lambda t: (f"/v1/networks/{mk_net(t)}/rules", None, True),
+        "POST /v1/networks/{id}/rules": lambda t: (f"/v1/networks/{mk_net(t)}/rules",
+                                                   {"proto": "tcp", "ports": "8000-8080",
+                                                    "source": "192.0.2.0/24"}, True),
+        "DELETE /v1/networks/{id}/rules/{rule}": lambda t: (mk_rule(t), None, True),
     }
     # Documented refinements of the generic rule (handlers narrow what the policy allows):
     # revoking another user's token needs operator, or tenant-admin over that user.
@@ -242,6 +320,9 @@ def body(ctl, res):
         ("DELETE /v1/tokens/{id}", "observer"): 404,
         ("DELETE /v1/tokens/{id}", "tenant-reader"): 404,
         ("POST /v1/nodes/{id}/enroll", "operator"): 400,
+        # a tenant never decides its own requests (an EPCI's admin decides its members')
+        ("POST /v1/requests/{id}/approve", "tenant-admin"): 403,
+        ("POST /v1/requests/{id}/reject", "tenant-admin"): 403,
     }
 
     doc = must(rq("GET", "/v1/openapi.json", token=None), 200, "openapi")

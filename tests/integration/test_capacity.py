@@ -13,7 +13,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Controller, Failure, SRC, run  # noqa: E402
+from harness import Controller, Failure, SRC, cli, run  # noqa: E402
 
 CPU_RATIO, RAM_RATIO, DISK_RATIO, RESERVED = 2.5, 1.5, 1.2, 512
 
@@ -189,6 +189,26 @@ def scenario(ctl, res):
               all(h["fit"] == 0 for h in doc["headroom"]), "an unknown label matches no node")
     r = rq("GET", "/v1/capacity?label=site")
     res.check(r.status == 400 and r.json.get("field") == "label", f"a bad label is refused ({r})")
+
+    # --- the CLI's summary: the same figures as the API -------------------------------------
+    doc = must(rq("GET", "/v1/capacity?label=site=paris"), 200, "capacity paris")
+    code, out, err = cli(ctl, "capacity", "show", "--label", "site=paris")
+    ram = doc["cluster"]["schedulable"]["ram_mib"]
+    ram_line = [ln.split() for ln in out.splitlines() if ln.startswith("ram_mib ")]
+    res.check(code == 0 and len(ram_line) == 1 and
+              ram_line[0][1:4] == [str(ram["physical"]), str(ram["allocatable"]),
+                                   str(ram["allocated"])],
+              f"mutualis capacity show: cluster memory as the API says ({out!r} {err!r})")
+    fits = {h["flavor"]: h["fit"] for h in doc["headroom"]}
+    res.check(all(any(ln.split()[:1] == [f] and ln.split()[-1] == str(n)
+                      for ln in out.splitlines()) for f, n in fits.items())
+              and "N+1: " in out and "Forecast" in out,
+              "mutualis capacity show: headroom per flavor, N+1 and forecast lines")
+    code, out, err = cli(ctl, "capacity", "show", "--json")
+    res.check(code == 0 and json.loads(out)["headroom"], "mutualis capacity show --json")
+    code, out, err = cli(ctl, "capacity", "show", "--label", "site")
+    res.check(code != 0 and "label" in err and len(err.strip().splitlines()) == 1,
+              f"a bad label: one-line CLI error, non-zero exit ({err!r})")
 
     # --- maintenance: no headroom, out of the schedulable sums -----------------------------
     must(rq("POST", f"/v1/nodes/{nodes['cap-c']}/maintenance"), 200, "maintenance")

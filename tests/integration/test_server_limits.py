@@ -151,7 +151,7 @@ def methods_and_paths(ctl, res):
                   r.headers.get("content-type", "").startswith("application/problem+json")
                   and r.json["detail"],
                   f"{method} {path} → 405 with Allow: {r.headers.get('allow')}")
-    for path in ("/v1/nothing-here", "/v2/tenants", "/", "/v1/tenants/1/nothing"):
+    for path in ("/v1/nothing-here", "/v2/tenants", "/portal/nothing", "/v1/tenants/1/nothing"):
         r = rq("GET", path)
         res.check(r.status == 404 and r.headers.get("content-type", "").startswith(
             "application/problem+json") and r.json["status"] == 404 and r.json["detail"]

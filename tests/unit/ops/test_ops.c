@@ -55,7 +55,8 @@ static void unlimited(void *ctx, const char *kind, int64_t population, struct mu
     (void)ctx;
     (void)kind;
     (void)population;
-    *ret = (struct mu_limits){MU_UNLIMITED, MU_UNLIMITED, MU_UNLIMITED, MU_UNLIMITED};
+    *ret = (struct mu_limits){MU_UNLIMITED, MU_UNLIMITED, MU_UNLIMITED,
+                              MU_UNLIMITED, MU_UNLIMITED, MU_UNLIMITED};
 }
 static const struct mu_quota_defaults no_quota = {unlimited, NULL};
 

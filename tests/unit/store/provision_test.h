@@ -69,7 +69,7 @@ static inline int64_t pt_tenant(struct mu_store *st, const char *name, const cha
 static inline void pt_quota(struct mu_store *st, int64_t tenant, int64_t vcpus, int64_t ram_mib,
                             int64_t disk_gib, int64_t vms)
 {
-    struct mu_limits l = {vcpus, ram_mib, disk_gib, vms};
+    struct mu_limits l = {vcpus, ram_mib, disk_gib, vms, MU_UNLIMITED, MU_UNLIMITED};
     struct mu_audit_rec rec = mu_test_rec("quota.set", tenant);
     struct mu_err err = {0};
 
@@ -131,7 +131,7 @@ static inline struct mu_usage pt_node_alloc(struct mu_store *st, int64_t node)
     struct mu_usage u;
 
     pt_check(mu_store_node_get(st, node, &n, &err), &err, "node get");
-    u = (struct mu_usage){n.alloc_vcpus, n.alloc_ram_mib, n.alloc_disk_gib, n.vm_count};
+    u = (struct mu_usage){n.alloc_vcpus, n.alloc_ram_mib, n.alloc_disk_gib, n.vm_count, 0, 0};
     mu_node_clear(&n);
     return u;
 }
@@ -154,13 +154,14 @@ static inline void pt_defaults_fn(void *ctx, const char *kind, int64_t populatio
         (*(int *)ctx)++;
     if (strcmp(kind, "commune") == 0) {
         if (population >= 0 && population < 1000)
-            *ret = (struct mu_limits){2, 4096, 50, 2};
+            *ret = (struct mu_limits){2, 4096, 50, 2, MU_UNLIMITED, MU_UNLIMITED};
         else
-            *ret = (struct mu_limits){8, 16384, 200, 10};
+            *ret = (struct mu_limits){8, 16384, 200, 10, MU_UNLIMITED, MU_UNLIMITED};
     } else if (strcmp(kind, "epci") == 0) {
-        *ret = (struct mu_limits){32, 65536, 1000, 40};
+        *ret = (struct mu_limits){32, 65536, 1000, 40, MU_UNLIMITED, MU_UNLIMITED};
     } else {
-        *ret = (struct mu_limits){MU_UNLIMITED, MU_UNLIMITED, MU_UNLIMITED, MU_UNLIMITED};
+        *ret = (struct mu_limits){MU_UNLIMITED, MU_UNLIMITED, MU_UNLIMITED,
+                                  MU_UNLIMITED, MU_UNLIMITED, MU_UNLIMITED};
     }
 }
 

@@ -233,7 +233,7 @@ static void test_refusal_texts(void **state)
     admit_refused(f, &v, "z", MU_EQUOTA, "Commune 5: vCPU 0 of 0 used, this VM needs 1");
 
     /* Bad quotas. */
-    struct mu_limits bad = {-2, 0, 0, 0};
+    struct mu_limits bad = {-2, 0, 0, 0, 0, 0};
     struct mu_err err = {0};
     assert_int_equal(mu_store_quota_set(f->st, c[5], &bad, NULL, &err), MU_EINVAL);
     assert_string_equal(err.field, "vcpus");

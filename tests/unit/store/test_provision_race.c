@@ -91,7 +91,8 @@ static int64_t min64(int64_t a, int64_t b)
     return a < b ? a : b;
 }
 
-static const struct mu_limits loose = {MU_UNLIMITED, 10000000, MU_UNLIMITED, 100000};
+static const struct mu_limits loose = {MU_UNLIMITED, 10000000,     MU_UNLIMITED,
+                                       100000,       MU_UNLIMITED, MU_UNLIMITED};
 
 struct round_plan {
     struct mu_limits s, e, c1, c2;
@@ -112,7 +113,7 @@ static struct round_plan plan_round(int r)
                            .refusal = MU_EQUOTA};
     int64_t k = 5 + (r * 7) % 20; /* 5..24 admissions where one level binds */
 
-    p.size = (struct mu_usage){1 + r % 3, 512 * (1 + r % 4), 5 + r % 5, 1};
+    p.size = (struct mu_usage){1 + r % 3, 512 * (1 + r % 4), 5 + r % 5, 1, 0, 0};
     switch (r % 5) {
     case 0:
         p.what = "communes' VM counts";
@@ -134,7 +135,7 @@ static struct round_plan plan_round(int r)
         break;
     default:
         p.what = "EPCI disk after earlier use";
-        p.pre = (struct mu_usage){1, 64, 7, 1};
+        p.pre = (struct mu_usage){1, 64, 7, 1, 0, 0};
         p.e.disk_gib = 7 + p.size.disk_gib * k + 1;
         break;
     }
