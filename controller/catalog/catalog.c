@@ -232,7 +232,8 @@ static int parse_param(const cJSON *v, struct src *s, size_t depth, const char *
             p->required = cJSON_IsTrue(it);
         } else if (strcmp(k, "label") == 0 || strcmp(k, "help") == 0) {
             char w[96];
-            snprintf(w, sizeof w, "%s.%s", where, k);
+            if (snprintf(w, sizeof w, "%s.%s", where, k) >= (int)sizeof w)
+                w[sizeof w - 1] = '\0'; /* a shortened location is still a location */
             rc = parse_text(it, s, d1, w, k[0] == 'h', k[0] == 'h' ? &p->help : &p->label, err);
             if (rc < 0)
                 return rc;

@@ -14,7 +14,9 @@ policies directory of the test's own), on a node of libvirt's test driver:
   down, and node_down fires after for_s; its
   reports back, the alert resolves after resolve_after_s;
 - a bad alerts.json is refused on SIGHUP with file, line and column, and the policy in
-  force stays (the rule it would have disabled still fires)."""
+  force stays (the rule it would have disabled still fires);
+- firing and resolved alerts reach the operators' webhook (the root tenant's, filtered to
+  "alert." events) over HTTPS, signed, with their event ids."""
 import calendar
 import hashlib
 import json
@@ -28,6 +30,7 @@ import time
 sys.path.insert(0, os.path.dirname(__file__))
 import agentlib as A  # noqa: E402
 from harness import Controller, Failure, SRC, cli, run  # noqa: E402
+from webhook_receiver import Receiver, make_pki  # noqa: E402
 
 FOR_S, RESOLVE_S = 2, 2
 
@@ -80,14 +83,18 @@ def main(res):
     shutil.copytree(os.path.join(SRC, "policies"), pol)
     with open(os.path.join(pol, "alerts.json"), "w") as f:
         f.write(policy())
+    ca, cert, key = make_pki(tmp)
+    hook = Receiver(cert, key, script=(200,))
     cfg = os.path.join(tmp, "mutualisd.json")
     with open(cfg, "w") as f:
-        json.dump({"alerts_interval_ms": 100, "capacity_interval_s": 1, "report_interval_s": 1},
-                  f)
+        json.dump({"alerts_interval_ms": 100, "capacity_interval_s": 1, "report_interval_s": 1,
+                   "webhook_allow": ["127.0.0.1/32"], "webhook_ca_file": ca,
+                   "webhook_retry_base_ms": 200}, f)
     ctl = Controller(policies=pol, extra_args=["--config", cfg]).start()
     try:
-        scenario(ctl, res, pol)
+        scenario(ctl, res, pol, hook)
     finally:
+        hook.close()
         rc = ctl.stop()
         res.check(rc == 0, f"mutualisd exited cleanly ({rc})")
         ctl.cleanup()
@@ -116,11 +123,14 @@ def set_vcpus(ctl, tenant, vcpus):
     return ms(audit(ctl, f"tenant/{tenant}/quota", "quota.update")[-1]["time"])
 
 
-def scenario(ctl, res, pol):
+def scenario(ctl, res, pol, hook):
     rq = ctl.request
     must(rq("POST", "/v1/nodes", {"name": "al-a", "uri": "test:///default",
                                   "pool": "default-pool"}), 201, "node")
     S = must(rq("POST", "/v1/tenants", {"name": "Syndicat", "kind": "syndicat"}), 201, "s")["id"]
+    # The operators' webhook: the root tenant's, alert events only.
+    hook.secret = must(rq("PUT", f"/v1/tenants/{S}/webhook",
+                          {"url": hook.url(), "types": ["alert."]}), 201, "webhook")["secret"]
     C = must(rq("POST", "/v1/tenants", {"name": "Commune", "kind": "other", "parent_id": S}),
              201, "c")["id"]
     for t in (S, C):
@@ -235,6 +245,22 @@ def scenario(ctl, res, pol):
                  lambda: find(ctl, "allocation_high", "ram_mib", "resolved"), timeout=90)[0]
     res.check(b["resolved_ms"] - b["since_ms"] >= RESOLVE_S * 1000,
               "allocation_high resolves once the VM is gone, after its hold")
+
+    def hooked(state):
+        want = "alert.firing" if state == "firing" else "alert.resolved"
+        return lambda reqs: [x for x in reqs if x["json"] and x["json"]["type"] == want
+                             and x["json"]["subject"] == "alert/allocation_high/ram_mib"]
+    got = hook.wait(lambda reqs: hooked("firing")(reqs) and hooked("resolved")(reqs), timeout=60)
+    res.check(got is not None, "the operators' webhook received allocation_high firing and "
+              "resolved")
+    if got:
+        fired, solved = hooked("firing")(got)[0], hooked("resolved")(got)[0]
+        res.check(all(x["signature_ok"] and x["headers"].get("x-mutualis-event") ==
+                      str(x["json"]["id"]) for x in (fired, solved)) and
+                  fired["json"]["id"] < solved["json"]["id"],
+                  "alert deliveries are signed and carry their event ids, in order")
+        res.check(all(x["json"]["type"].startswith("alert.") for x in got),
+                  "the type filter holds: only alert events reach the operators' webhook")
 
     # --- a node whose agent stops reporting ------------------------------------------------
     node = must(rq("POST", "/v1/nodes", {"name": "al-agent", "uri": "test:///default",

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 import sys
 import tempfile
 
@@ -107,7 +108,20 @@ def scenario(ctl, res, tenants, promtool, allow):
     rq("GET", "/v1/nodes/999999")  # a 404 to count
     must(rq("GET", "/v1/nodes"), 200, "nodes")  # a 2xx to count
 
-    r = rq("GET", "/metrics")
+    # A request is counted when libmicrohttpd reports it complete, just after its last byte
+    # left: the next request (on another connection thread) may come first. Read /metrics
+    # until both requests above are counted (bounded), then check that answer.
+    for _ in range(100):
+        r = rq("GET", "/metrics")
+        if r.status != 200:
+            break
+        s0 = series(r.body)
+        if (get(s0, "mutualis_http_requests_total", route="/v1/nodes", method="GET",
+                status_class="2xx") and
+                get(s0, "mutualis_http_requests_total", route="/v1/nodes/{id}", method="GET",
+                    status_class="4xx")):
+            break
+        time.sleep(0.05)
     res.check(r.status == 200 and
               r.headers.get("content-type", "").startswith("text/plain; version=0.0.4"),
               f"[{tag}] operator reads /metrics as text 0.0.4 ({r.status}, "
