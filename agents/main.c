@@ -177,11 +177,12 @@ static void net_sync(struct agent *a)
     if (a->net_failing)
         mu_log_info("network plan realised again generation=%" PRId64, a->net_plan.generation);
     a->net_failing = false;
-    if (st.created || st.removed || st.fdb_added || st.fdb_removed || st.fixed || st.nft_applied)
+    if (st.created || st.removed || st.fdb_added || st.fdb_removed || st.fixed || st.nft_applied ||
+        st.vlan_set || st.vlan_removed)
         mu_log_info("network devices updated generation=%" PRId64 " created=%d removed=%d "
-                    "fdb_added=%d fdb_removed=%d fixed=%d nft=%s skipped_vlan=%d",
+                    "fdb_added=%d fdb_removed=%d fixed=%d nft=%s vlan_set=%d vlan_removed=%d",
                     a->net_plan.generation, st.created, st.removed, st.fdb_added, st.fdb_removed,
-                    st.fixed, st.nft_applied ? "yes" : "no", st.skipped);
+                    st.fixed, st.nft_applied ? "yes" : "no", st.vlan_set, st.vlan_removed);
 }
 
 /* Logs what the spool had to give up since the last time: at most once a minute, so that

@@ -68,11 +68,14 @@ struct link {
     char master[16]; /* "" when none */
     int mtu;
     bool up;
-    bool nf_call_iptables; /* bridges */
-    int64_t vni;           /* vxlan */
-    int64_t port;          /* vxlan */
-    char local[16];        /* vxlan */
-    bool learning;         /* vxlan */
+    bool nf_call_iptables;     /* bridges */
+    int64_t vni;               /* vxlan */
+    int64_t port;              /* vxlan */
+    char local[16];            /* vxlan */
+    bool learning;             /* vxlan */
+    char mac[18];              /* "address" as ip prints it */
+    int64_t vlan_filtering;    /* bridges: 1 on, 0 off, -1 unknown (kernel without it) */
+    int64_t vlan_default_pvid; /* bridges */
 };
 
 static const char *jstr(const cJSON *o, const char *k)
@@ -122,6 +125,10 @@ static int links_read(const struct tools *t, struct link **ret, size_t *ret_n, s
         snprintf(x->local, sizeof x->local, "%s", jstr(d, "local"));
         x->learning = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(d, "learning"));
         x->nf_call_iptables = jint(d, "nf_call_iptables") == 1;
+        if (strlen(jstr(it, "address")) < sizeof x->mac)
+            snprintf(x->mac, sizeof x->mac, "%s", jstr(it, "address"));
+        x->vlan_filtering = jint(d, "vlan_filtering");
+        x->vlan_default_pvid = jint(d, "vlan_default_pvid");
         k++;
     }
     cJSON_Delete(arr);
@@ -331,6 +338,207 @@ static int nft_apply(const struct tools *t, const struct mu_net_plan *p,
     return 0;
 }
 
+/* ---- vlan segments on the operator's trunk bridge -------------------------------------- */
+
+/* The trunk of the last plan that had vlan segments: its taps lose their VLANs when the last
+ * vlan segment leaves the node. */
+static char vlan_last_trunk[16];
+
+static bool has_flag(const cJSON *entry, const char *flag)
+{
+    const cJSON *f;
+    cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(entry, "flags"))
+    {
+        if (cJSON_IsString(f) && strcmp(f->valuestring, flag) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* The "vlans" array of port `name` in `bridge -j vlan show` output (NULL: none). */
+static const cJSON *port_vlans(const cJSON *all, const char *name)
+{
+    const cJSON *it;
+    cJSON_ArrayForEach(it, all)
+    {
+        if (strcmp(jstr(it, "ifname"), name) == 0)
+            return cJSON_GetObjectItemCaseSensitive(it, "vlans");
+    }
+    return NULL;
+}
+
+/* Port `port` must carry exactly `want` (0: nothing), as "pvid untagged" when access is set,
+ * tagged otherwise; with exact false, VLANs other than want are left alone (uplinks). */
+static int port_vlan_fix(const struct tools *t, const char *port, const cJSON *have, int64_t want,
+                         bool access, bool exact, struct mu_net_apply_stats *st, struct mu_err *err)
+{
+    bool ok = false;
+    const cJSON *e;
+    int rc = 0;
+    cJSON_ArrayForEach(e, have)
+    {
+        int64_t lo = jint(e, "vlan"), hi = jint(e, "vlanEnd");
+        if (lo < 1 || lo > 4094)
+            continue;
+        if (hi < lo)
+            hi = lo;
+        bool flags_ok = has_flag(e, "PVID") == access && has_flag(e, "Egress Untagged") == access;
+        if (lo == want && hi == want && flags_ok) {
+            ok = true;
+            continue;
+        }
+        if (!exact && !(want >= lo && want <= hi))
+            continue;
+        if (hi > 4094)
+            hi = 4094;
+        char vid[48];
+        if (hi > lo)
+            snprintf(vid, sizeof vid, "%" PRId64 "-%" PRId64, lo, hi);
+        else
+            snprintf(vid, sizeof vid, "%" PRId64, lo);
+        const char *del[] = {t->bridge, "vlan", "del", "dev", port, "vid", vid, NULL};
+        rc = run(del, NULL, err);
+        if (rc < 0)
+            return rc;
+        st->vlan_removed++;
+    }
+    if (ok || want <= 0)
+        return 0;
+    char vid[24];
+    snprintf(vid, sizeof vid, "%" PRId64, want);
+    const char *add_access[] = {t->bridge, "vlan", "add",  "dev",      port,
+                                "vid",     vid,    "pvid", "untagged", NULL};
+    const char *add_tagged[] = {t->bridge, "vlan", "add", "dev", port, "vid", vid, NULL};
+    rc = run(access ? add_access : add_tagged, NULL, err);
+    if (rc == 0)
+        st->vlan_set++;
+    return rc;
+}
+
+/* Detaches the guest taps of a trunk that cannot filter VLANs: cut off, not open. */
+static void trunk_cut_off(const struct tools *t, const char *trunk, struct link *links,
+                          size_t n_links, struct mu_net_apply_stats *st)
+{
+    for (size_t i = 0; i < n_links; i++) {
+        if (strcmp(links[i].master, trunk) != 0 || strcmp(links[i].kind, "tun") != 0 ||
+            links[i].name[0] == '-')
+            continue;
+        const char *set[] = {t->ip, "link", "set", "dev", links[i].name, "nomaster", NULL};
+        struct mu_err e = {0};
+        if (run(set, NULL, &e) == 0)
+            st->cut_off++;
+        mu_err_clear(&e);
+    }
+}
+
+static int trunk_apply(const struct tools *t, const struct mu_net_plan *p, const char *trunk,
+                       struct link *links, size_t n_links, struct mu_net_apply_stats *st,
+                       struct mu_err *err)
+{
+    struct link *b = link_find(links, n_links, trunk);
+    int rc = 0;
+    if (!b || strcmp(b->kind, "bridge") != 0)
+        return mu_err_set(err, MU_EIO,
+                          "the trunk bridge %s does not exist on this node: the operator creates "
+                          "it (with its uplink); Mutualis only configures its VLANs",
+                          trunk);
+    if (b->vlan_filtering != 1 || b->vlan_default_pvid != 0) {
+        struct mu_err e = {0};
+        const char *set[] = {t->ip,    "link",
+                             "set",    "dev",
+                             trunk,    "type",
+                             "bridge", "vlan_filtering",
+                             "1",      "vlan_default_pvid",
+                             "0",      NULL};
+        if (run(set, NULL, &e) < 0) {
+            trunk_cut_off(t, trunk, links, n_links, st);
+            rc = mu_err_set(err, MU_EIO,
+                            "the trunk bridge %s cannot filter VLANs (%s): its guest ports are "
+                            "detached until it can (a kernel with CONFIG_BRIDGE_VLAN_FILTERING)",
+                            trunk, e.detail);
+            mu_err_clear(&e);
+            return rc;
+        }
+        st->fixed++;
+    }
+    if (!b->nf_call_iptables) {
+        /* As on the VXLAN bridges: the tenants' nwfilter rules (iptables) see the traffic. */
+        const char *set[] = {
+            t->ip, "link", "set", "dev", trunk, "type", "bridge", "nf_call_iptables", "1", NULL};
+        rc = run(set, NULL, err);
+        if (rc < 0)
+            return rc;
+        st->fixed++;
+    }
+    const char *show[] = {t->bridge, "-j", "vlan", "show", NULL};
+    char *out = NULL;
+    rc = run(show, &out, err);
+    if (rc < 0)
+        return rc;
+    cJSON *all = cJSON_Parse(out && out[0] ? out : "[]");
+    free(out);
+    /* The uplink carries every VLAN of the node, tagged. */
+    for (size_t i = 0; rc == 0 && i < p->n_segs; i++) {
+        const struct mu_net_segment *s = &p->segs[i];
+        if (strcmp(s->mode, "vlan") != 0 || strcmp(s->bridge, trunk) != 0 || !s->uplink[0])
+            continue;
+        struct link *u = link_find(links, n_links, s->uplink);
+        if (!u || strcmp(u->master, trunk) != 0) {
+            rc = mu_err_set(err, MU_EIO, "the uplink %s is not a port of the trunk bridge %s",
+                            s->uplink, trunk);
+            break;
+        }
+        rc = port_vlan_fix(t, s->uplink, port_vlans(all, s->uplink), s->segment, false, false, st,
+                           err);
+    }
+    /* Each guest tap: exactly its segment's VLAN, untagged, or nothing. */
+    for (size_t i = 0; rc == 0 && i < n_links; i++) {
+        const struct link *l = &links[i];
+        if (strcmp(l->master, trunk) != 0 || strcmp(l->kind, "tun") != 0 || l->name[0] == '-')
+            continue;
+        int64_t want = mu_net_vlan_of_port(p, trunk, l->mac);
+        rc = port_vlan_fix(t, l->name, port_vlans(all, l->name), want, true, true, st, err);
+    }
+    cJSON_Delete(all);
+    return rc;
+}
+
+/* Every trunk named by a vlan segment, and the last one seen if the plan has none left. */
+static int vlan_apply(const struct tools *t, const struct mu_net_plan *p, struct link *links,
+                      size_t n_links, struct mu_net_apply_stats *st, struct mu_err *err)
+{
+    int rc = 0;
+    bool any = false;
+    for (size_t i = 0; rc == 0 && i < p->n_segs; i++) {
+        const struct mu_net_segment *s = &p->segs[i];
+        bool seen = false;
+        if (strcmp(s->mode, "vlan") != 0)
+            continue;
+        for (size_t j = 0; j < i; j++)
+            seen = seen || (strcmp(p->segs[j].mode, "vlan") == 0 &&
+                            strcmp(p->segs[j].bridge, s->bridge) == 0);
+        if (seen)
+            continue;
+        any = true;
+        snprintf(vlan_last_trunk, sizeof vlan_last_trunk, "%s", s->bridge);
+        rc = trunk_apply(t, p, s->bridge, links, n_links, st, err);
+    }
+    if (rc == 0 && !any && vlan_last_trunk[0]) {
+        struct link *b = link_find(links, n_links, vlan_last_trunk);
+        if (b && b->vlan_filtering == 1)
+            rc = trunk_apply(t, p, vlan_last_trunk, links, n_links, st, err);
+    }
+    return rc;
+}
+
+static bool plan_has_vlan(const struct mu_net_plan *p)
+{
+    for (size_t i = 0; i < p->n_segs; i++)
+        if (strcmp(p->segs[i].mode, "vlan") == 0)
+            return true;
+    return vlan_last_trunk[0] != '\0';
+}
+
 /* ---- the pass -------------------------------------------------------------------------- */
 
 int mu_net_apply(const struct mu_net_plan *p, struct mu_net_apply_stats *ret, struct mu_err *err)
@@ -341,9 +549,21 @@ int mu_net_apply(const struct mu_net_plan *p, struct mu_net_apply_stats *ret, st
     struct tools t = {find_tool("ip"), find_tool("bridge"), find_tool("nft")};
     int rc = 0;
 
-    if (!p->local) {
+    if (!p->local && !plan_has_vlan(p)) {
         *ret = st;
         return 0;
+    }
+    if (!p->local) {
+        /* No underlay (no VXLAN): only the trunk's VLANs to realise. */
+        if (!t.ip || !t.bridge)
+            return mu_err_set(err, MU_EIO, "ip and bridge must be installed (iproute2)");
+        rc = links_read(&t, &links, &n_links, err);
+        if (rc == 0)
+            rc = vlan_apply(&t, p, links, n_links, &st, err);
+        free(links);
+        if (rc == 0)
+            *ret = st;
+        return rc;
     }
     if (!t.ip || !t.bridge || !t.nft)
         return mu_err_set(err, MU_EIO, "ip, bridge and nft must be installed (iproute2, nftables)");
@@ -355,7 +575,7 @@ int mu_net_apply(const struct mu_net_plan *p, struct mu_net_apply_stats *ret, st
         if (strcmp(s->mode, "vxlan") == 0)
             rc = seg_apply(&t, p, s, links, n_links, &st, err);
         else if (strcmp(s->mode, "vlan") == 0)
-            st.skipped++;
+            continue; /* after the rest: see vlan_apply below */
         else if (!link_find(links, n_links, s->bridge))
             rc = mu_err_set(err, MU_EIO, "provider bridge %s does not exist on this node",
                             s->bridge);
@@ -377,6 +597,9 @@ int mu_net_apply(const struct mu_net_plan *p, struct mu_net_apply_stats *ret, st
         if (rc == 0)
             st.removed++;
     }
+    /* Last, so that a missing or unfit trunk never holds up the VXLAN segments. */
+    if (rc == 0)
+        rc = vlan_apply(&t, p, links, n_links, &st, err);
     free(links);
     if (rc == 0)
         *ret = st;

@@ -14,8 +14,10 @@ void mu_net_plan_clear(struct mu_net_plan *p)
 {
     if (!p)
         return;
-    for (size_t i = 0; i < p->n_segs; i++)
+    for (size_t i = 0; i < p->n_segs; i++) {
         free(p->segs[i].peers);
+        free(p->segs[i].macs);
+    }
     free(p->segs);
     free(p->allowed);
     memset(p, 0, sizeof *p);
@@ -59,6 +61,73 @@ static bool bridge_valid(const char *s)
         if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
             return false;
     return true;
+}
+
+/* An interface name the operator chose (trunk bridge, uplink port): the policy's allow-list,
+ * letters, digits, '_', '.', '-', not starting with '-' or '.', 1..15 characters. */
+static bool iface_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 15 || s[0] == '-' || s[0] == '.' || s[0] == '_')
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+              (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '_' || s[i] == '.'))
+            return false;
+    return true;
+}
+
+/* "52:54:00:ab:cd:ef" (either case) into lowercase; false if it is not a unicast MAC. */
+static bool mac_parse(const char *s, char out[18])
+{
+    static const char hex[] = "0123456789abcdef";
+    if (strlen(s) != 17)
+        return false;
+    for (size_t i = 0; i < 17; i++) {
+        char c = s[i];
+        if (i % 3 == 2) {
+            if (c != ':')
+                return false;
+            out[i] = ':';
+            continue;
+        }
+        if (c >= 'A' && c <= 'F')
+            c = (char)(c - 'A' + 'a');
+        if (!memchr(hex, c, 16) || c == '\0')
+            return false;
+        out[i] = c;
+    }
+    out[17] = '\0';
+    /* The multicast bit is the low bit of the first byte. */
+    return ((strchr(hex, out[1]) - hex) & 1) == 0;
+}
+
+/* "macs" of a vlan segment into a new array (duplicates removed). */
+static int mac_list(const cJSON *obj, struct mu_net_segment *s, struct mu_err *err)
+{
+    const cJSON *arr = NULL, *it;
+    int rc = mu_json_get_array(obj, "macs", false, &arr, err);
+    if (rc < 0)
+        return rc;
+    size_t n = arr ? (size_t)cJSON_GetArraySize(arr) : 0;
+    if (n > MU_NET_PEERS_MAX)
+        return mu_err_setf(err, MU_EINVAL, "macs", "macs holds more than %d addresses",
+                           MU_NET_PEERS_MAX);
+    s->macs = mu_xcalloc(n + 1, sizeof *s->macs);
+    s->n_macs = 0;
+    cJSON_ArrayForEach(it, arr)
+    {
+        char m[18];
+        if (!cJSON_IsString(it) || !mac_parse(it->valuestring, m))
+            return mu_err_setf(err, MU_EINVAL, "macs",
+                               "macs must hold unicast MAC addresses like 52:54:00:12:34:56");
+        bool dup = false;
+        for (size_t j = 0; j < s->n_macs; j++)
+            dup = dup || strcmp(s->macs[j], m) == 0;
+        if (!dup)
+            memcpy(s->macs[s->n_macs++], m, 18);
+    }
+    return 0;
 }
 
 /* An array of IPv4 strings into a new array of addresses (duplicates removed). */
@@ -111,7 +180,7 @@ static int segment_parse(const cJSON *o, size_t i, struct mu_net_segment *s, str
                          i);
     if (rc == 0)
         rc = mu_json_get_str(o, "bridge", true, 15, &bridge, err);
-    if (rc == 0 && !bridge_valid(bridge))
+    if (rc == 0 && !(strcmp(mode, "vlan") == 0 ? iface_valid(bridge) : bridge_valid(bridge)))
         rc = mu_err_setf(err, MU_EINVAL, "bridge", "segment %zu: bridge must be 1..15 of a-z 0-9 -",
                          i);
     if (rc == 0)
@@ -131,11 +200,39 @@ static int segment_parse(const cJSON *o, size_t i, struct mu_net_segment *s, str
             return mu_err_setf(err, MU_EINVAL, "bridge", "segment %zu: a vxlan bridge must be %s",
                                i, want);
     } else if (strcmp(mode, "vlan") == 0) {
+        const char *uplink = NULL;
         rc = mu_json_get_i64(o, "segment", true, 1, 4094, &s->segment, err);
+        if (rc == 0)
+            rc = mu_json_get_str(o, "uplink", false, 15, &uplink, err);
+        if (rc == 0 && uplink && (!iface_valid(uplink) || strcmp(uplink, bridge) == 0))
+            rc = mu_err_setf(err, MU_EINVAL, "uplink",
+                             "segment %zu: uplink must name a port of the trunk bridge "
+                             "(1..15 of a-z A-Z 0-9 _ . -)",
+                             i);
+        if (rc == 0)
+            rc = mac_list(o, s, err);
         if (rc < 0)
             return rc;
+        snprintf(s->uplink, sizeof s->uplink, "%s", uplink ? uplink : "");
     }
     return addr_list(o, "peers", &s->peers, &s->n_peers, err) < 0 ? MU_EINVAL : 0;
+}
+
+int64_t mu_net_vlan_of_port(const struct mu_net_plan *p, const char *trunk, const char *port_mac)
+{
+    char m[18];
+    if (!port_mac || !mac_parse(port_mac, m))
+        return 0;
+    for (size_t i = 0; i < p->n_segs; i++) {
+        const struct mu_net_segment *s = &p->segs[i];
+        if (strcmp(s->mode, "vlan") != 0 || strcmp(s->bridge, trunk) != 0)
+            continue;
+        for (size_t j = 0; j < s->n_macs; j++)
+            if (strcmp(s->macs[j], m) == 0 ||
+                (strncmp(m, "fe", 2) == 0 && strcmp(s->macs[j] + 2, m + 2) == 0))
+                return s->segment;
+    }
+    return 0;
 }
 
 int mu_net_plan_parse(const char *json, size_t len, struct mu_net_plan *ret, struct mu_err *err)
@@ -180,7 +277,10 @@ int mu_net_plan_parse(const char *json, size_t len, struct mu_net_plan *ret, str
                 break;
             for (size_t j = 0; j + 1 < p.n_segs; j++) {
                 const struct mu_net_segment *a = &p.segs[j], *b = &p.segs[p.n_segs - 1];
-                if (strcmp(a->bridge, b->bridge) == 0 && strcmp(b->mode, "bridge") != 0) {
+                /* Provider networks may share a bridge, vlan segments share the trunk. */
+                bool shared = strcmp(b->mode, "bridge") == 0 ||
+                              (strcmp(a->mode, "vlan") == 0 && strcmp(b->mode, "vlan") == 0);
+                if (strcmp(a->bridge, b->bridge) == 0 && !shared) {
                     rc =
                         mu_err_setf(err, MU_EINVAL, "bridge", "bridge %s appears twice", b->bridge);
                     break;

@@ -8,7 +8,8 @@
  *     "private": {
  *       "mode": "vxlan",                               "vxlan" or "vlan"
  *       "vxlan": {"port": 4789, "vni_min": 1000, "vni_max": 16000000},
- *       "vlan": {"trunk_bridge": "br-trunk", "vlan_min": 100, "vlan_max": 4094},
+ *       "vlan": {"trunk_bridge": "br-trunk", "vlan_min": 100, "vlan_max": 4094,
+ *                "uplink": "eth1"},                 uplink optional: carries the VLANs tagged
  *       "default_cidr": "10.0.0.0/24"                  the catalogue's "default" networks
  *     },
  *     "underlay_mtu": 1500,

@@ -142,7 +142,7 @@ static int parse_private(const cJSON *v, struct mu_net_policy *p, const struct s
 {
     static const char *const keys[] = {"mode", "vxlan", "vlan", "default_cidr", NULL};
     static const char *const vx_keys[] = {"port", "vni_min", "vni_max", NULL};
-    static const char *const vl_keys[] = {"trunk_bridge", "vlan_min", "vlan_max", NULL};
+    static const char *const vl_keys[] = {"trunk_bridge", "vlan_min", "vlan_max", "uplink", NULL};
     const cJSON *vx, *vl;
     const char *mode = "vxlan", *cidr = NULL;
     int64_t x;
@@ -181,7 +181,7 @@ static int parse_private(const cJSON *v, struct mu_net_policy *p, const struct s
     }
     vl = cJSON_GetObjectItemCaseSensitive(v, "vlan");
     if (strcmp(mode, "vlan") == 0) {
-        const char *trunk = NULL;
+        const char *trunk = NULL, *uplink = NULL;
         struct where d;
 
         if (!vl || !cJSON_IsObject(vl))
@@ -203,6 +203,15 @@ static int parse_private(const cJSON *v, struct mu_net_policy *p, const struct s
         if (p->cfg.segment_min > p->cfg.segment_max)
             return fail(err, s, &d, true, "vlan_min must not be above vlan_max");
         snprintf(p->cfg.trunk_bridge, sizeof p->cfg.trunk_bridge, "%s", trunk);
+        /* The trunk's uplink port: the agent puts every VLAN of the node on it, tagged. */
+        if ((rc = get_str(vl, "uplink", MU_BRIDGE_MAX - 1, &uplink, s, &d, err)) < 0)
+            return rc;
+        if (uplink && (!iface_name_valid(uplink) || strcmp(uplink, trunk) == 0))
+            return fail(err, s, &d, true,
+                        "uplink must name the trunk bridge's uplink port on the nodes, not the "
+                        "bridge itself (letters, digits, '_', '.', '-', at most 15 characters)");
+        if (uplink)
+            snprintf(p->cfg.trunk_uplink, sizeof p->cfg.trunk_uplink, "%s", uplink);
     } else if (vl) {
         struct where d = down(w, v, vl);
 

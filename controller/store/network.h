@@ -107,6 +107,11 @@ void mu_sec_rules_free(struct mu_sec_rule *r, size_t n);
  *                  "mtu": 1450, "peers": ["10.99.0.12"]},
  *                 {"network": 2, "mode": "bridge", "bridge": "br-public", "mtu": 1500,
  *                  "peers": []}]}
+ * A "vlan" segment (policy mode vlan) carries the VLAN id as "segment", the trunk bridge as
+ * "bridge", "uplink" (the trunk's uplink port, only if the policy names one) and "macs": the
+ * MACs of this node's NICs on that network (sorted), which the agent maps to tap ports:
+ *   {"network": 7, "mode": "vlan", "segment": 101, "bridge": "br-trunk", "uplink": "eth1",
+ *    "mtu": 1500, "peers": [], "macs": ["52:54:00:12:34:56"]}
  * generation changes whenever any of it changes. */
 int mu_store_node_net_plan_json(struct mu_store *st, int64_t node_id, char **ret_json,
                                 struct mu_err *err);
@@ -138,6 +143,7 @@ struct mu_net_config {
     int underlay_mtu;                 /* 1500 */
     int vxlan_overhead;               /* 50 */
     int vxlan_port;                   /* 4789 */
+    char trunk_uplink[MU_BRIDGE_MAX]; /* vlan mode: the trunk's uplink port ("": none named) */
 };
 /* Defaults: vxlan, VNI 1000..16000000, MTU 1500, overhead 50, port 4789. */
 void mu_store_net_config_set(struct mu_store *st, const struct mu_net_config *cfg);

@@ -1966,6 +1966,33 @@ static int plan_build(struct st_conn *c, int64_t node_id, const struct mu_net_co
         rc = rc == SQLITE_DONE ? 0 : st_sql_err(c, rc, "reading a network's nodes", err);
         st_stmt_done(c, s);
     }
+
+    /* VLAN segments: the trunk's uplink port (if the policy names one) and the MACs of this
+     * node's NICs on the network, by which the agent finds the guests' tap ports. */
+    for (cJSON *seg = segs->child; rc == 0 && seg; seg = seg->next) {
+        cJSON *macs = mu_json_arr();
+
+        if (strcmp(cJSON_GetObjectItemCaseSensitive(seg, "mode")->valuestring, "vlan") != 0) {
+            cJSON_Delete(macs);
+            continue;
+        }
+        if (conf->trunk_uplink[0])
+            mu_json_add_str(seg, "uplink", conf->trunk_uplink);
+        cJSON_AddItemToObject(seg, "macs", macs);
+        s = st_stmt(c,
+                    "SELECT x.mac FROM nics x JOIN vms v ON v.id = x.vm_id WHERE x.network_id = ?1 "
+                    "AND v.node_id = ?2 AND v.desired_state != 'deleted' ORDER BY x.mac",
+                    err);
+        if (!s)
+            return MU_EIO;
+        sqlite3_bind_int64(s, 1,
+                           (int64_t)cJSON_GetObjectItemCaseSensitive(seg, "network")->valuedouble);
+        sqlite3_bind_int64(s, 2, node_id);
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+            cJSON_AddItemToArray(macs, cJSON_CreateString((const char *)sqlite3_column_text(s, 0)));
+        rc = rc == SQLITE_DONE ? 0 : st_sql_err(c, rc, "reading a network's NICs", err);
+        st_stmt_done(c, s);
+    }
     return rc;
 }
 

@@ -126,12 +126,75 @@ static void test_run(void **state)
     assert_int_equal(mu_net_run(missing, NULL, NULL, &err), MU_EIO);
 }
 
+static const char *const VLAN =
+    "{\"generation\": 9, \"local\": \"\", \"segments\": ["
+    "{\"network\": 7, \"mode\": \"vlan\", \"segment\": 101, \"bridge\": \"br-trunk\","
+    " \"uplink\": \"eth1\", \"mtu\": 1500, \"peers\": [],"
+    " \"macs\": [\"52:54:00:aa:00:01\", \"52:54:00:AA:00:02\", \"52:54:00:aa:00:01\"]},"
+    " {\"network\": 8, \"mode\": \"vlan\", \"segment\": 102, \"bridge\": \"br-trunk\","
+    " \"uplink\": \"eth1\", \"mtu\": 1500, \"peers\": [],"
+    " \"macs\": [\"52:54:00:bb:00:01\"]}]}";
+
+/* VLAN segments: two on one trunk (shared bridge allowed), MACs lowercased and folded, and
+ * the port decision: a libvirt tap (first byte fe) or the guest MAC itself gets its segment's
+ * VLAN, anything else none. */
+static void test_vlan(void **state)
+{
+    (void)state;
+    struct mu_net_plan p;
+    struct mu_err err = {0};
+    assert_int_equal(mu_net_plan_parse(VLAN, strlen(VLAN), &p, &err), 0);
+    assert_int_equal(p.n_segs, 2);
+    assert_int_equal(p.segs[0].segment, 101);
+    assert_string_equal(p.segs[0].uplink, "eth1");
+    assert_int_equal(p.segs[0].n_macs, 2);
+    assert_string_equal(p.segs[0].macs[1], "52:54:00:aa:00:02");
+    assert_int_equal(mu_net_vlan_of_port(&p, "br-trunk", "fe:54:00:aa:00:01"), 101);
+    assert_int_equal(mu_net_vlan_of_port(&p, "br-trunk", "FE:54:00:AA:00:02"), 101);
+    assert_int_equal(mu_net_vlan_of_port(&p, "br-trunk", "52:54:00:bb:00:01"), 102);
+    assert_int_equal(mu_net_vlan_of_port(&p, "br-trunk", "fe:54:00:bb:00:01"), 102);
+    assert_int_equal(mu_net_vlan_of_port(&p, "br-trunk", "fe:54:00:cc:00:01"), 0);
+    assert_int_equal(mu_net_vlan_of_port(&p, "br-trunk", "fe:55:00:aa:00:01"), 0);
+    assert_int_equal(mu_net_vlan_of_port(&p, "br-other", "fe:54:00:aa:00:01"), 0);
+    assert_int_equal(mu_net_vlan_of_port(&p, "br-trunk", "garbage"), 0);
+    assert_int_equal(mu_net_vlan_of_port(&p, "br-trunk", NULL), 0);
+    mu_net_plan_clear(&p);
+
+    /* Hostile values never reach bridge(8). */
+    static const char *const bad[][3] = {
+        {"\"segment\": 101", "\"segment\": 4095", "segment"},
+        {"\"segment\": 101", "\"segment\": 0", "segment"},
+        {"\"uplink\": \"eth1\"", "\"uplink\": \"eth1 vid 5\"", "uplink"},
+        {"\"uplink\": \"eth1\"", "\"uplink\": \"-eth1\"", "uplink"},
+        {"\"uplink\": \"eth1\"", "\"uplink\": \"br-trunk\"", "uplink"},
+        {"\"52:54:00:aa:00:01\", ", "\"52:54:00:aa:00:0g\", ", "macs"},
+        {"\"52:54:00:aa:00:01\", ", "\"01:00:5e:00:00:01\", ", "macs"}, /* multicast */
+        {"\"52:54:00:aa:00:01\", ", "\"52-54-00-aa-00-01\", ", "macs"},
+        {"\"52:54:00:aa:00:01\", ", "5, ", "macs"},
+        {"\"bridge\": \"br-trunk\", \"uplink", "\"bridge\": \"br trunk\", \"uplink", "bridge"},
+    };
+    for (size_t i = 0; i < MU_ARRAY_LEN(bad); i++) {
+        const char *at = strstr(VLAN, bad[i][0]);
+        assert_non_null(at);
+        char *doc =
+            mu_xasprintf("%.*s%s%s", (int)(at - VLAN), VLAN, bad[i][1], at + strlen(bad[i][0]));
+        int rc = mu_net_plan_parse(doc, strlen(doc), &p, &err);
+        if (rc != MU_EINVAL)
+            print_error("accepted: %s\n", doc);
+        assert_int_equal(rc, MU_EINVAL);
+        assert_string_equal(err.field, bad[i][2]);
+        mu_err_clear(&err);
+        free(doc);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_good),
         cmocka_unit_test(test_parse_hostile),
         cmocka_unit_test(test_run),
+        cmocka_unit_test(test_vlan),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -845,6 +845,100 @@ static void test_move_counts(void **state)
     assert_int_equal(pt_recount(f->st, NULL, 0), 0);
 }
 
+/* The vlan segment of network net in node's plan (a new object, or NULL if absent). */
+static cJSON *vlan_seg(struct fixture *f, int64_t node, int64_t net, int64_t *ret_gen)
+{
+    cJSON *j = plan(f, node, ret_gen), *seg, *found = NULL;
+
+    cJSON_ArrayForEach(seg, cJSON_GetObjectItem(j, "segments"))
+    {
+        if ((int64_t)cJSON_GetObjectItem(seg, "network")->valuedouble == net)
+            found = cJSON_Duplicate(seg, true);
+    }
+    cJSON_Delete(j);
+    return found;
+}
+
+static void nic_mac(struct fixture *f, int64_t vm, char out[MU_MAC_TEXT_MAX])
+{
+    struct mu_nic *nics = NULL;
+    struct mu_err err = {0};
+    size_t n = 0;
+
+    pt_check(mu_store_vm_nics(f->st, vm, &nics, &n, &err), &err, "vm nics");
+    assert_true(n > 0);
+    snprintf(out, MU_MAC_TEXT_MAX, "%s", nics[0].mac);
+    free(nics);
+}
+
+/* Node plans of vlan segments: the VLAN id, the trunk, the uplink when the policy names one,
+ * and exactly the MACs of this node's NICs on the network; the generation follows them. */
+static void vlan_plan_checks(struct fixture *f, int64_t a, int64_t b)
+{
+    struct mu_net_config conf;
+    struct mu_network na = {0};
+    struct mu_err err = {0};
+    char m1[MU_MAC_TEXT_MAX], m2[MU_MAC_TEXT_MAX], m3[MU_MAC_TEXT_MAX], buf[200];
+    int64_t g1, g2, g3, v2, v3;
+    cJSON *seg;
+
+    pt_check(mu_store_network_get(f->st, a, &na, &err), &err, "get");
+    seg = vlan_seg(f, f->n1, a, &g1);
+    assert_non_null(seg);
+    assert_string_equal(cJSON_GetObjectItem(seg, "mode")->valuestring, "vlan");
+    assert_int_equal((int64_t)cJSON_GetObjectItem(seg, "segment")->valuedouble, na.segment);
+    assert_string_equal(cJSON_GetObjectItem(seg, "bridge")->valuestring, "br-trunk");
+    assert_null(cJSON_GetObjectItem(seg, "uplink")); /* the policy names none */
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(seg, "macs")), 1);
+    cJSON_Delete(seg);
+    mu_network_clear(&na);
+
+    /* A second VM of a on node 1 and one of b: node 1's a-segment lists both MACs (sorted),
+     * the b-segment only b's; node 2 lists only its own. */
+    v2 = vm_ok(f, f->ca, f->n1, "x2", a, NULL, NULL);
+    v3 = vm_ok(f, f->cb, f->n1, "z", b, NULL, NULL);
+    nic_mac(f, v2, m2);
+    nic_mac(f, v3, m3);
+    seg = vlan_seg(f, f->n1, a, &g2);
+    assert_int_not_equal(g1, g2);
+    join(cJSON_GetObjectItem(seg, "macs"), buf, sizeof buf);
+    assert_non_null(strstr(buf, m2));
+    assert_null(strstr(buf, m3));
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(seg, "macs")), 2);
+    snprintf(m1, sizeof m1, "%s",
+             cJSON_GetArrayItem(cJSON_GetObjectItem(seg, "macs"), 0)->valuestring);
+    assert_true(strcmp(m1, cJSON_GetArrayItem(cJSON_GetObjectItem(seg, "macs"), 1)->valuestring) <
+                0);
+    cJSON_Delete(seg);
+    seg = vlan_seg(f, f->n1, b, NULL);
+    join(cJSON_GetObjectItem(seg, "macs"), buf, sizeof buf);
+    assert_string_equal(buf, m3);
+    cJSON_Delete(seg);
+    seg = vlan_seg(f, f->n2, a, NULL);
+    join(cJSON_GetObjectItem(seg, "macs"), buf, sizeof buf);
+    assert_null(strstr(buf, m2));
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(seg, "macs")), 1);
+    cJSON_Delete(seg);
+
+    /* The uplink reaches the plan and changes the generation. */
+    mu_store_net_config_get(f->st, &conf);
+    snprintf(conf.trunk_uplink, sizeof conf.trunk_uplink, "%s", "eth1");
+    mu_store_net_config_set(f->st, &conf);
+    seg = vlan_seg(f, f->n1, a, &g3);
+    assert_int_not_equal(g2, g3);
+    assert_string_equal(cJSON_GetObjectItem(seg, "uplink")->valuestring, "eth1");
+    cJSON_Delete(seg);
+
+    /* A deleted VM's MAC leaves the plan; the last one takes the segment with it. */
+    vm_delete_requested(f, v2);
+    seg = vlan_seg(f, f->n1, a, NULL);
+    join(cJSON_GetObjectItem(seg, "macs"), buf, sizeof buf);
+    assert_null(strstr(buf, m2));
+    cJSON_Delete(seg);
+    vm_delete_requested(f, v3);
+    assert_null(vlan_seg(f, f->n1, b, NULL));
+}
+
 /* VLAN mode on the operator's trunk bridge: VLAN ids from the policy's range, the trunk
  * bridge, the underlay MTU (no encapsulation). */
 static void test_vlan_mode(void **state)
@@ -877,6 +971,7 @@ static void test_vlan_mode(void **state)
     /* No head-end replication in VLAN mode: the trunk carries it. */
     peers_of(f, f->n1, a, buf, sizeof buf);
     assert_string_equal(buf, "");
+    vlan_plan_checks(f, a, b);
 }
 
 int main(void)
