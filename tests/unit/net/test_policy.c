@@ -77,6 +77,19 @@ static void test_parse(void **state)
     assert_int_equal(c.underlay_mtu, 9000);
     mu_net_policy_free(p);
 
+    /* The trunk's uplink: a node interface name, never the trunk itself. */
+    p = parse_ok("{\"version\": 1, \"private\": {\"mode\": \"vlan\", \"vlan\": "
+                 "{\"trunk_bridge\": \"br-trunk\", \"uplink\": \"eno1.trunk\"}}}");
+    mu_net_policy_config(p, &c);
+    assert_string_equal(c.trunk_uplink, "eno1.trunk");
+    mu_net_policy_free(p);
+    parse_bad("{\"version\": 1, \"private\": {\"mode\": \"vlan\", \"vlan\": "
+              "{\"trunk_bridge\": \"br-trunk\", \"uplink\": \"br-trunk\"}}}",
+              "uplink must name");
+    parse_bad("{\"version\": 1, \"private\": {\"mode\": \"vlan\", \"vlan\": "
+              "{\"trunk_bridge\": \"br-trunk\", \"uplink\": \"eth0;reboot\"}}}",
+              "uplink must name");
+
     parse_bad("{\"version\": 1}", "\"private\" is required");
     parse_bad("{\"version\": 1, \"private\": {},\n \"ipv6\": true}",
               "networks.json: line 2, column 2: unknown key \"ipv6\"");
