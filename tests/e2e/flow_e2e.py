@@ -142,6 +142,11 @@ class BrowserNet:
     def up(self):
         sh("ip", "netns", "add", self.ns)
         self.made = True
+        # No IPv6 in here: a link-local address finishing its duplicate detection after
+        # Chromium started is a "network change" that aborts page loads.
+        for key in ("all", "default"):
+            sh("ip", "netns", "exec", self.ns, "sysctl", "-q", "-w",
+               f"net.ipv6.conf.{key}.disable_ipv6=1")
         sh("ip", "link", "add", self.host_end, "type", "veth", "peer", "name", "eth0", "netns",
            self.ns)
         sh("ip", "addr", "add", f"{self.HOST}/30", "dev", self.host_end)

@@ -25,6 +25,21 @@ const EXPECT = JSON.parse(env.MU_E2E_EXPECT || '{}');
 const CHROMIUM = env.MU_E2E_CHROMIUM || '/usr/bin/chromium';
 const TIMEOUT = 20000;
 
+// Chromium aborts a page load with ERR_NETWORK_CHANGED when a link or address changes in its
+// network namespace (other tests create veths and namespaces). That is not what the tests
+// check: such a load is retried, a few times, with a short pause.
+async function gotoRetry(page, url, opts) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await page.goto(url, opts);
+    } catch (e) {
+      if (attempt >= 4 || !String(e && e.message).includes('ERR_NETWORK_CHANGED')) throw e;
+      console.error(`navigation to ${url} aborted by a network change, retry ${attempt}`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
 let failed = 0;
 let passed = 0;
 function check(cond, what) {
@@ -50,6 +65,8 @@ function watch(page) {
     if (msg.type() !== 'error') return;
     const text = msg.text();
     const url = (msg.location() && msg.location().url) || '';
+    // The browser's own error page of a load aborted by a network change (retried).
+    if (url.startsWith('chrome-error://')) return;
     const p = url.startsWith(URL0) ? new URL(url).pathname : url;
     const i = provoked.findIndex((x) => p === x.path && text.includes(`status of ${x.status}`));
     if (i >= 0) {
@@ -90,7 +107,7 @@ async function shot(page, name) {
 }
 
 async function login(page) {
-  await page.goto(`${URL0}/`, { waitUntil: 'load' });
+  await gotoRetry(page, `${URL0}/`, { waitUntil: 'load' });
   await page.waitForSelector('#login-username', { timeout: TIMEOUT });
   check((await page.getAttribute('html', 'lang')) === 'fr', 'the portal opens in French (<html lang="fr">)');
   // Keyboard: the first Tab reaches the skip link.
@@ -167,7 +184,7 @@ async function dashboard(ctx) {
   // Pending requests: each with its tenant's quota; a refusal needs a reason.
   const pending = EXPECT.pending || [];
   if (pending.length) {
-    await page.goto(`${URL0}/#/requests`);
+    await gotoRetry(page, `${URL0}/#/requests`);
     await page.waitForSelector(`#req-${pending[0]}`, { timeout: TIMEOUT });
     await page.waitForFunction(() => [...document.querySelectorAll('.quota')].every((q) => q.children.length > 1), null, { timeout: TIMEOUT });
     for (const id of pending) check((await page.locator(`#req-${id}`).count()) === 1, `pending request ${id} shown`);
@@ -248,7 +265,7 @@ async function commune(ctx) {
   // then a request that goes through.
   const form = EXPECT.form;
   if (form) {
-    await page.goto(`${URL0}/#/request/${form.item}`);
+    await gotoRetry(page, `${URL0}/#/request/${form.item}`);
     await page.waitForSelector('form button[type=submit]', { timeout: TIMEOUT });
     const labelled = await page.evaluate(() => [...document.querySelectorAll('form input, form select, form textarea')].every((el) => el.labels && el.labels.length > 0));
     check(labelled, 'every field of the request form has a label');
@@ -286,7 +303,7 @@ async function commune(ctx) {
   }
 
   await page.setViewportSize({ width: 360, height: 740 });
-  await page.goto(`${URL0}/#/commune`);
+  await gotoRetry(page, `${URL0}/#/commune`);
   await page.waitForSelector('#sec-vms table, #sec-vms p', { timeout: TIMEOUT });
   await page.waitForFunction(() => document.getElementById('sec-quota') && document.getElementById('sec-quota').children.length > 1, null, { timeout: TIMEOUT });
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
