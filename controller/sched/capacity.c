@@ -3,9 +3,11 @@
 #include "sched/sched_impl.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "mutualis/util.h"
 
@@ -238,6 +240,48 @@ static void n1_one(const struct mu_sched_snapshot *snap, const struct mu_sched_r
     *out = res;
 }
 
+/* The N+1 pass shares its what-ifs among threads from this many nodes on (below, one
+ * thread is quicker than starting others), with at most N1_MAX_THREADS. */
+#define N1_PARALLEL_MIN_NODES 256
+#define N1_MAX_THREADS        4
+
+struct n1_work {
+    const struct mu_sched_snapshot *snap;
+    const struct mu_sched_rules *rules;
+    size_t first, step; /* the node indexes first, first + step, ... */
+    size_t max_vms;
+    struct mu_sched_n1_node *out; /* one per node, shared: each thread writes its own */
+};
+
+/* Runs the what-ifs of one share of the nodes with a scratch of its own. */
+static void *n1_worker(void *arg)
+{
+    const struct n1_work *w = arg;
+    size_t n = w->snap->n_nodes;
+    struct n1_scratch s = {
+        .vcpus = mu_xcalloc(n + 1, sizeof *s.vcpus),
+        .ram = mu_xcalloc(n + 1, sizeof *s.ram),
+        .disk = mu_xcalloc(n + 1, sizeof *s.disk),
+        .touched = mu_xcalloc(w->max_vms + 1, sizeof *s.touched),
+        .group_node = mu_xcalloc(w->max_vms + 1, sizeof *s.group_node),
+        .group_id = mu_xcalloc(w->max_vms + 1, sizeof *s.group_id),
+        .order = mu_xcalloc(w->max_vms + 1, sizeof *s.order),
+    };
+    for (size_t i = w->first; i < n; i += w->step) {
+        w->out[i] = (struct mu_sched_n1_node){.node_id = w->snap->nodes[i].id};
+        if (w->snap->nodes[i].n_vms > 0)
+            n1_one(w->snap, w->rules, i, &s, &w->out[i]);
+    }
+    free(s.vcpus);
+    free(s.ram);
+    free(s.disk);
+    free(s.touched);
+    free(s.group_node);
+    free(s.group_id);
+    free(s.order);
+    return NULL;
+}
+
 /* Is a worse than b: strands more memory, then more VMs, then more vCPU, then lower id. */
 static bool n1_worse(const struct mu_sched_n1_node *a, const struct mu_sched_n1_node *b)
 {
@@ -321,40 +365,53 @@ int mu_sched_n1_check(const struct mu_sched_snapshot *snap, const struct mu_sche
     for (size_t i = 0; i < n; i++)
         if (snap->nodes[i].n_vms > max_vms)
             max_vms = snap->nodes[i].n_vms;
-    struct n1_scratch s = {
-        .vcpus = mu_xcalloc(n, sizeof *s.vcpus),
-        .ram = mu_xcalloc(n, sizeof *s.ram),
-        .disk = mu_xcalloc(n, sizeof *s.disk),
-        .touched = mu_xcalloc(max_vms, sizeof *s.touched),
-        .group_node = mu_xcalloc(max_vms, sizeof *s.group_node),
-        .group_id = mu_xcalloc(max_vms, sizeof *s.group_id),
-        .order = mu_xcalloc(max_vms, sizeof *s.order),
-    };
 
-    for (size_t i = 0; i < n; i++) {
-        struct mu_sched_n1_node res = {.node_id = snap->nodes[i].id};
-        if (snap->nodes[i].n_vms > 0) {
-            n1_one(snap, &r, i, &s, &res);
-            v.nodes_checked++;
-            if (res.unplaced > 0) {
-                v.nodes_failing++;
-                if (worst == SIZE_MAX || n1_worse(&res, &v.worst)) {
-                    worst = i;
-                    v.worst = res;
-                }
-            }
-        }
-        if (ret_per_node)
-            ret_per_node[i] = res;
+    /* Each node's loss is independent of the others': the what-ifs are shared out among
+     * a few threads (each with its own scratch), then read back in node order, so the
+     * verdict does not depend on how the work was shared. */
+    struct mu_sched_n1_node *per = ret_per_node ? ret_per_node : mu_xcalloc(n + 1, sizeof *per);
+    size_t nthreads = 1;
+    if (n >= N1_PARALLEL_MIN_NODES) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        nthreads = cpus > 1 ? (size_t)cpus : 1;
+        if (nthreads > N1_MAX_THREADS)
+            nthreads = N1_MAX_THREADS;
+    }
+    struct n1_work work[N1_MAX_THREADS];
+    pthread_t threads[N1_MAX_THREADS];
+    bool started[N1_MAX_THREADS] = {false};
+    for (size_t t = 0; t < nthreads; t++)
+        work[t] = (struct n1_work){.snap = snap,
+                                   .rules = &r,
+                                   .first = t,
+                                   .step = nthreads,
+                                   .max_vms = max_vms,
+                                   .out = per};
+    for (size_t t = 1; t < nthreads; t++)
+        started[t] = pthread_create(&threads[t], NULL, n1_worker, &work[t]) == 0;
+    n1_worker(&work[0]);
+    for (size_t t = 1; t < nthreads; t++) {
+        if (started[t])
+            pthread_join(threads[t], NULL);
+        else
+            n1_worker(&work[t]); /* no thread: this share runs here */
     }
 
-    free(s.vcpus);
-    free(s.ram);
-    free(s.disk);
-    free(s.touched);
-    free(s.group_node);
-    free(s.group_id);
-    free(s.order);
+    for (size_t i = 0; i < n; i++) {
+        const struct mu_sched_n1_node *res = &per[i];
+        if (snap->nodes[i].n_vms == 0)
+            continue;
+        v.nodes_checked++;
+        if (res->unplaced > 0) {
+            v.nodes_failing++;
+            if (worst == SIZE_MAX || n1_worse(res, &v.worst)) {
+                worst = i;
+                v.worst = *res;
+            }
+        }
+    }
+    if (per != ret_per_node)
+        free(per);
 
     char name[96];
     if (worst != SIZE_MAX) {

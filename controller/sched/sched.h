@@ -279,7 +279,9 @@ struct mu_sched_n1 {
 
 /* The N+1 check over every node that has VMs (snap's VM lists). ret_per_node, if not NULL,
  * has snap->n_nodes entries (nodes without VMs get zeros). Returns 0 and writes *ret.
- * Allocates scratch space proportional to the node count; snap is only read. */
+ * Allocates scratch space proportional to the node count; snap is only read. From 256
+ * nodes on, the what-ifs are shared among up to 4 threads (one per online CPU), each with
+ * its own scratch; the verdict is the same as a single thread's. */
 int mu_sched_n1_check(const struct mu_sched_snapshot *snap, const struct mu_sched_policy *policy,
                       struct mu_sched_n1_node *ret_per_node, struct mu_sched_n1 *ret,
                       struct mu_err *err);
