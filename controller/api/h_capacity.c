@@ -567,25 +567,47 @@ static int forecast_json(struct mu_app *app, const struct mu_sched_snapshot *sna
 
 /* ---- the handler ------------------------------------------------------------------- */
 
+/* The row of id in rows (sorted by id, as the store lists them), or NULL. */
+static const struct mu_node *row_by_id(const struct mu_node *rows, size_t nrows, int64_t id)
+{
+    size_t lo = 0, hi = nrows;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (rows[mid].id == id)
+            return &rows[mid];
+        if (rows[mid].id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
 void mu_capacity_used_fill(struct mu_store *st, const struct mu_sched_snapshot *snap,
                            const struct mu_node *rows, size_t nrows, struct mu_cap_used *used)
 {
+    struct mu_node_last *lasts = NULL;
+    size_t nl = 0, k = 0;
+    struct mu_err err = {0};
+    if (mu_store_node_last_all(st, &lasts, &nl, &err) < 0)
+        return; /* no figures: "used" shows as not reported */
     for (size_t i = 0; i < snap->n_nodes; i++) {
-        struct mu_node_last last = {0};
-        struct mu_err err = {0};
-        if (mu_store_node_last(st, snap->nodes[i].id, &last, &err) < 0)
+        int64_t id = snap->nodes[i].id;
+        /* Both lists are in node id order: one merge walk. */
+        while (k < nl && lasts[k].node_id < id)
+            k++;
+        if (k == nl || lasts[k].node_id != id)
             continue;
-        const char *pool = NULL;
-        for (size_t k = 0; k < nrows; k++)
-            if (rows[k].id == snap->nodes[i].id)
-                pool = rows[k].pool;
+        const struct mu_node_last *last = &lasts[k];
+        const struct mu_node *row = row_by_id(rows, nrows, id);
+        const char *pool = row ? row->pool : NULL;
         struct mu_cap_used *u = &used[i];
         u->reported = true;
-        u->cpu_percent = last.host.cpu_percent;
-        u->cpus_busy = last.host.cpu_percent * (double)last.host.cpus / 100.0;
-        u->ram_mib = last.host.mem_total_mib - last.host.mem_available_mib;
-        u->time_ms = last.time_ms;
-        cJSON *pools = last.pools_json ? cJSON_Parse(last.pools_json) : NULL;
+        u->cpu_percent = last->host.cpu_percent;
+        u->cpus_busy = last->host.cpu_percent * (double)last->host.cpus / 100.0;
+        u->ram_mib = last->host.mem_total_mib - last->host.mem_available_mib;
+        u->time_ms = last->time_ms;
+        cJSON *pools = last->pools_json ? cJSON_Parse(last->pools_json) : NULL;
         const cJSON *it;
         cJSON_ArrayForEach(it, pools)
         {
@@ -596,8 +618,8 @@ void mu_capacity_used_fill(struct mu_store *st, const struct mu_sched_snapshot *
                 u->disk_gib = (int64_t)alloc->valuedouble;
         }
         cJSON_Delete(pools);
-        mu_node_last_clear(&last);
     }
+    mu_node_lasts_free(lasts, nl);
 }
 
 /* "tenants": each top-level tenant (a direct child of a root: the members that signed with

@@ -837,6 +837,71 @@ void mu_node_last_clear(struct mu_node_last *l)
     memset(l, 0, sizeof *l);
 }
 
+#define NODE_LAST_COLS                                                                             \
+    "node_id, epoch, seq, time_ms, received_ms, cpus, cpu_percent, load1, load5, load15, "         \
+    "mem_total_mib, mem_available_mib, uptime_s, pools_json, domains"
+
+static void node_last_from_row(sqlite3_stmt *s, struct mu_node_last *ret)
+{
+    memset(ret, 0, sizeof *ret);
+    ret->node_id = sqlite3_column_int64(s, 0);
+    snprintf(ret->epoch, sizeof ret->epoch, "%s", (const char *)sqlite3_column_text(s, 1));
+    ret->seq = sqlite3_column_int64(s, 2);
+    ret->time_ms = sqlite3_column_int64(s, 3);
+    ret->received_ms = sqlite3_column_int64(s, 4);
+    ret->host.cpus = sqlite3_column_int64(s, 5);
+    ret->host.cpu_percent = sqlite3_column_double(s, 6);
+    ret->host.load1 = sqlite3_column_double(s, 7);
+    ret->host.load5 = sqlite3_column_double(s, 8);
+    ret->host.load15 = sqlite3_column_double(s, 9);
+    ret->host.mem_total_mib = sqlite3_column_int64(s, 10);
+    ret->host.mem_available_mib = sqlite3_column_int64(s, 11);
+    ret->host.uptime_s = sqlite3_column_int64(s, 12);
+    ret->pools_json = st_col_str(s, 13);
+    ret->domains = sqlite3_column_int64(s, 14);
+}
+
+void mu_node_lasts_free(struct mu_node_last *l, size_t n)
+{
+    if (!l)
+        return;
+    for (size_t i = 0; i < n; i++)
+        mu_node_last_clear(&l[i]);
+    free(l);
+}
+
+int mu_store_node_last_all(struct mu_store *st, struct mu_node_last **ret, size_t *ret_n,
+                           struct mu_err *err)
+{
+    struct st_conn *c = st_reader(st, err);
+    struct mu_node_last *out = NULL;
+    size_t n = 0, cap = 0;
+    sqlite3_stmt *s;
+    int rc;
+
+    if (!c)
+        return MU_EIO;
+    s = st_stmt(c, "SELECT " NODE_LAST_COLS " FROM node_last ORDER BY node_id", err);
+    if (!s)
+        return MU_EIO;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            out = mu_xrealloc(out, cap * sizeof(*out));
+        }
+        node_last_from_row(s, &out[n++]);
+    }
+    rc = rc == SQLITE_DONE ? 0 : st_sql_err(c, rc, "reading the nodes' last reports", err);
+    st_stmt_done(c, s);
+    if (rc < 0) {
+        mu_node_lasts_free(out, n);
+        return rc;
+    }
+    *ret = out;
+    *ret_n = n;
+    return 0;
+}
+
 int mu_store_node_last(struct mu_store *st, int64_t node_id, struct mu_node_last *ret,
                        struct mu_err *err)
 {
@@ -846,32 +911,13 @@ int mu_store_node_last(struct mu_store *st, int64_t node_id, struct mu_node_last
 
     if (!c)
         return MU_EIO;
-    s = st_stmt(c,
-                "SELECT node_id, epoch, seq, time_ms, received_ms, cpus, cpu_percent, load1, "
-                "load5, load15, mem_total_mib, mem_available_mib, uptime_s, pools_json, domains "
-                "FROM node_last WHERE node_id = ?1",
-                err);
+    s = st_stmt(c, "SELECT " NODE_LAST_COLS " FROM node_last WHERE node_id = ?1", err);
     if (!s)
         return MU_EIO;
     sqlite3_bind_int64(s, 1, node_id);
     rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
-        memset(ret, 0, sizeof *ret);
-        ret->node_id = sqlite3_column_int64(s, 0);
-        snprintf(ret->epoch, sizeof ret->epoch, "%s", (const char *)sqlite3_column_text(s, 1));
-        ret->seq = sqlite3_column_int64(s, 2);
-        ret->time_ms = sqlite3_column_int64(s, 3);
-        ret->received_ms = sqlite3_column_int64(s, 4);
-        ret->host.cpus = sqlite3_column_int64(s, 5);
-        ret->host.cpu_percent = sqlite3_column_double(s, 6);
-        ret->host.load1 = sqlite3_column_double(s, 7);
-        ret->host.load5 = sqlite3_column_double(s, 8);
-        ret->host.load15 = sqlite3_column_double(s, 9);
-        ret->host.mem_total_mib = sqlite3_column_int64(s, 10);
-        ret->host.mem_available_mib = sqlite3_column_int64(s, 11);
-        ret->host.uptime_s = sqlite3_column_int64(s, 12);
-        ret->pools_json = st_col_str(s, 13);
-        ret->domains = sqlite3_column_int64(s, 14);
+        node_last_from_row(s, ret);
         rc = 0;
     } else if (rc == SQLITE_DONE) {
         rc = mu_err_set(err, MU_ENOTFOUND, "node %" PRId64 " has not reported yet", node_id);

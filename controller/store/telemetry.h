@@ -182,6 +182,11 @@ struct mu_node_last {
 void mu_node_last_clear(struct mu_node_last *l);
 int mu_store_node_last(struct mu_store *st, int64_t node_id, struct mu_node_last *ret,
                        struct mu_err *err);
+/* Every node's last report, by node id, in one read (capacity views of thousands of
+ * nodes). Nodes that never reported have no entry. Free with mu_node_lasts_free. */
+int mu_store_node_last_all(struct mu_store *st, struct mu_node_last **ret, size_t *ret_n,
+                           struct mu_err *err);
+void mu_node_lasts_free(struct mu_node_last *l, size_t n);
 
 /* The last sample of a VM (MU_ENOTFOUND before its first). */
 struct mu_vm_last {
