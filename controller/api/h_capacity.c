@@ -545,6 +545,7 @@ static int forecast_json(struct mu_app *app, const struct mu_sched_snapshot *sna
     cJSON *fc = mu_json_obj();
     mu_json_add_i64(fc, "window_days", FORECAST_WINDOW_DAYS);
     mu_json_add_i64(fc, "history_days", (int64_t)n);
+    mu_json_add_i64(fc, "min_points", MU_SCHED_FORECAST_MIN_POINTS);
     if (n < MU_SCHED_FORECAST_MIN_POINTS) {
         char why[96];
         snprintf(why, sizeof why, "needs %d days of history, have %zu",

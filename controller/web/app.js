@@ -512,7 +512,13 @@ async function renderDashboard() {
   const fc = doc ? doc.forecast : null;
   if (!fc) forecast.appendChild(h('p', { class: 'muted', text: t('dash.forecast.unavailable') }));
   else {
-    if (fc.reason) forecast.appendChild(h('p', { text: t('dash.forecast.none', { reason: fc.reason }) }));
+    if (fc.reason) {
+      // The API's reason is English text; the portal says it in the reader's language.
+      const few = Number.isInteger(fc.history_days) && Number.isInteger(fc.min_points) &&
+        fc.history_days < fc.min_points;
+      const why = few ? t('dash.forecast.history', { have: fc.history_days, need: fc.min_points }) : fc.reason;
+      forecast.appendChild(h('p', { text: t('dash.forecast.none', { reason: why }) }));
+    }
     const rs = fc.resources && typeof fc.resources === 'object' ? fc.resources : {};
     const charts = RESOURCES.filter((r) => rs[r]).map((r) => forecastChart(r, rs[r]));
     if (charts.length) forecast.appendChild(h('div', { class: 'charts' }, charts));

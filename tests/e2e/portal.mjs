@@ -150,7 +150,10 @@ async function dashboard(ctx) {
   check(/Oui|Non|Pas encore/.test(n1), `N+1 verdict shown (${n1.trim().slice(0, 80)})`);
   check((await page.textContent('#sec-alerts')).length > 0, 'alerts section rendered');
   check((await page.textContent('#sec-pending')).length > 0, 'pending requests section rendered');
-  check((await page.textContent('#sec-forecast')).length > 0, 'forecast section rendered');
+  const fcText = await page.textContent('#sec-forecast');
+  check(fcText.length > 0, 'forecast section rendered');
+  check(/il faut 7 jours d’historique/.test(fcText) && !/needs \d+ days/.test(fcText),
+    `why there is no forecast, in French (${fcText.trim().slice(0, 80)})`);
   // Every chart has a text equivalent: an accessible name and the figures as text.
   const unnamed = await page.evaluate(() => [...document.querySelectorAll('svg[role=img]')].filter((s) => {
     const id = s.getAttribute('aria-labelledby');
