@@ -281,7 +281,7 @@ async function loadQuota(sec, tenantId) {
 function renderQuota(sec, levels) {
   // Closest level first: the commune, then its EPCI, then the syndicat.
   for (const lv of [...levels].reverse()) {
-    const rows = ['vcpus', 'ram_mib', 'disk_gib', 'vms'].map((res) => {
+    const rows = ['vcpus', 'ram_mib', 'disk_gib', 'vms', 'networks', 'public_ips'].filter((res) => res in (lv.allocated || {})).map((res) => {
       const used = (lv.allocated || {})[res];
       const lim = (lv.limits || {})[res];
       const p = typeof lim === 'number' && lim > 0 ? Math.min(100, (100 * used) / lim) : null;

@@ -233,6 +233,7 @@ async function commune(ctx) {
   check((EXPECT.foreign || []).every((v) => !body.includes(v)), `nothing of another tenant shown (${(EXPECT.foreign || []).join(', ')})`);
   const quota = await page.textContent('#sec-quota');
   check((EXPECT.quota_levels || []).every((n) => quota.includes(n)), `quota shown at each level (${(EXPECT.quota_levels || []).join(', ')})`);
+  check(quota.includes('Réseaux privés') && quota.includes('Adresses publiques'), 'quota shows private networks and public addresses too');
   const cat = await page.textContent('#sec-catalogue');
   if (EXPECT.catalogue && EXPECT.catalogue.length) {
     check(EXPECT.catalogue.every((n) => cat.includes(n)), `catalogue items shown (${EXPECT.catalogue.join(', ')})`);
