@@ -17,7 +17,7 @@ work. Prints p50/p95/max of 30 requests each (after one cold request, reported a
 the controller's CPU time per request (robust to other load on the machine).
 
 Usage: tests/bench/bench_capacity.py BUILD_DIR   (scripts/bench.sh runs it)
-Environment: MU_BENCH_NODES (2000), MU_BENCH_VMS (100000), MU_BENCH_PERF=PREFIX (perf record
+Environment: MU_BENCH_NODES (2000), MU_BENCH_VMS (100000), MU_BENCH_PERF=PREFIX (perf record, MU_BENCH_PERF_CG=dwarf for deeper call graphs,
 of the controller during each path's requests, into PREFIX.<path>)."""
 import json
 import os
@@ -172,8 +172,9 @@ def main():
             if os.environ.get("MU_BENCH_PERF"):  # a profile of the controller per path
                 import subprocess
                 out = f"{os.environ['MU_BENCH_PERF']}.{path.strip('/').replace('/', '_')}"
-                perf = subprocess.Popen(["perf", "record", "-g", "-o", out, "-p",
-                                         str(ctl.proc.pid)], stderr=subprocess.DEVNULL)
+                graph = os.environ.get("MU_BENCH_PERF_CG", "fp")  # "dwarf": deeper stacks
+                perf = subprocess.Popen(["perf", "record", "--call-graph", graph, "-o", out,
+                                         "-p", str(ctl.proc.pid)], stderr=subprocess.DEVNULL)
                 time.sleep(1)
             cold, p50, p95, mx, size, cpu = timed(ctl, conn, path)
             if perf:
