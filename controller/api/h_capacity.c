@@ -643,20 +643,18 @@ static int tenants_json(struct mu_app *app, cJSON *doc, struct mu_err *err)
                 .parent_id = roots[ri].id, .after_id = after, .limit = 1000};
             if ((r = mu_store_tenant_list(app->store, &f, &ts, &nt, err)) < 0)
                 break;
+            /* One read for the page's tenants: their own level is what is shown. */
+            int64_t *ids = mu_xcalloc(nt + 1, sizeof *ids);
+            for (size_t i = 0; i < nt; i++)
+                ids[i] = ts[i].id;
+            struct mu_quota_level *lv = NULL;
+            pthread_rwlock_rdlock(&app->policy_lock);
+            struct mu_quota_defaults defaults = mu_quota_policy_defaults(app->quotas);
+            r = nt ? mu_store_quota_own_levels(app->store, ids, nt, &defaults, &lv, err) : 0;
+            pthread_rwlock_unlock(&app->policy_lock);
+            free(ids);
             for (size_t i = 0; i < nt && r >= 0; i++) {
-                struct mu_quota_level *lv = NULL;
-                size_t nl = 0;
-                pthread_rwlock_rdlock(&app->policy_lock);
-                struct mu_quota_defaults defaults = mu_quota_policy_defaults(app->quotas);
-                r = mu_store_quota_levels(app->store, ts[i].id, &defaults, &lv, &nl, err);
-                pthread_rwlock_unlock(&app->policy_lock);
-                if (r < 0)
-                    break;
-                if (nl == 0) {
-                    mu_quota_levels_free(lv, nl);
-                    continue;
-                }
-                const struct mu_quota_level *me = &lv[nl - 1];
+                const struct mu_quota_level *me = &lv[i];
                 cJSON *o = mu_json_obj();
                 mu_json_add_i64(o, "id", ts[i].id);
                 mu_json_add_str(o, "name", ts[i].name);
@@ -679,8 +677,9 @@ static int tenants_json(struct mu_app *app, cJSON *doc, struct mu_err *err)
                 }
                 cJSON_AddItemToObject(o, "limits", l);
                 cJSON_AddItemToArray(arr, o);
-                mu_quota_levels_free(lv, nl);
             }
+            if (r >= 0)
+                mu_quota_levels_free(lv, nt);
             if (nt > 0)
                 after = ts[nt - 1].id;
             mu_tenants_free(ts, nt);

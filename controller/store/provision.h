@@ -169,6 +169,12 @@ void mu_quota_levels_free(struct mu_quota_level *l, size_t n);
 int mu_store_quota_levels(struct mu_store *st, int64_t tenant_id,
                           const struct mu_quota_defaults *defaults, struct mu_quota_level **ret,
                           size_t *ret_n, struct mu_err *err);
+/* The own level (effective limits and subtree usage) of each of n tenants, read in one
+ * snapshot: (*ret)[i] is ids[i]'s (free with mu_quota_levels_free(*ret, n)). For views
+ * that list many tenants; MU_ENOTFOUND names a tenant that does not exist. */
+int mu_store_quota_own_levels(struct mu_store *st, const int64_t *ids, size_t n,
+                              const struct mu_quota_defaults *defaults, struct mu_quota_level **ret,
+                              struct mu_err *err);
 
 /* ---- VMs --------------------------------------------------------------------------- */
 struct mu_vm {

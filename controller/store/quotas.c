@@ -377,6 +377,35 @@ int mu_store_quota_levels(struct mu_store *st, int64_t tenant_id,
     return 0;
 }
 
+int mu_store_quota_own_levels(struct mu_store *st, const int64_t *ids, size_t n,
+                              const struct mu_quota_defaults *defaults, struct mu_quota_level **ret,
+                              struct mu_err *err)
+{
+    struct st_conn *c = st_reader(st, err);
+    struct mu_quota_level *out;
+    size_t done = 0;
+    int rc;
+
+    if (!c)
+        return MU_EIO;
+    rc = st_exec(c, "BEGIN", "reading quotas", err);
+    if (rc < 0)
+        return rc;
+    out = mu_xcalloc(n + 1, sizeof *out);
+    for (; rc == 0 && done < n; done++) {
+        rc = st_level_read(c, ids[done], defaults, &out[done], err);
+        if (rc == MU_ENOTFOUND)
+            rc = mu_err_set(err, MU_ENOTFOUND, "tenant %" PRId64 " does not exist", ids[done]);
+    }
+    st_exec(c, "COMMIT", "reading quotas", NULL);
+    if (rc < 0) {
+        mu_quota_levels_free(out, done);
+        return rc;
+    }
+    *ret = out;
+    return 0;
+}
+
 /* ---- recount --------------------------------------------------------------------------- */
 
 #define RECOUNT_DETAIL_MAX 5

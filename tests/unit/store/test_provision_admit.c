@@ -166,6 +166,21 @@ static void test_arithmetic_three_levels(void **state)
     mu_quota_levels_free(lv, n);
     assert_int_equal(mu_store_quota_levels(f->st, 999, NULL, &lv, &n, &err), MU_ENOTFOUND);
 
+    /* The same levels read for several tenants at once, in the order asked. */
+    const int64_t many[] = {f->ca, f->synd, f->epci};
+    assert_int_equal(mu_store_quota_own_levels(f->st, many, 3, NULL, &lv, &err), 0);
+    assert_int_equal(lv[0].tenant_id, f->ca);
+    assert_int_equal(lv[0].limits.vms, 4);
+    assert_int_equal(lv[0].usage.vms, 3);
+    assert_int_equal(lv[1].tenant_id, f->synd);
+    assert_true(lv[1].explicit_limits);
+    assert_int_equal(lv[1].usage.vcpus, 20);
+    assert_int_equal(lv[2].tenant_id, f->epci);
+    assert_int_equal(lv[2].usage.vms, 6);
+    mu_quota_levels_free(lv, 3);
+    const int64_t missing[] = {f->ca, 999};
+    assert_int_equal(mu_store_quota_own_levels(f->st, missing, 2, NULL, &lv, &err), MU_ENOTFOUND);
+
     /* Node counters: every VM went to n1. */
     PT_ASSERT_USAGE(pt_node_alloc(f->st, f->n1), 20, 17408, 270, 6);
     PT_ASSERT_USAGE(pt_node_alloc(f->st, f->n2), 0, 0, 0, 0);
