@@ -986,6 +986,14 @@ void mu_json_add_i64(cJSON *obj, const char *key, int64_t val)
     add_item(obj, key, cJSON_CreateNumber((double)val));
 }
 
+void mu_json_add_i64_pos(cJSON *obj, const char *key, int64_t val)
+{
+    if (val > 0)
+        mu_json_add_i64(obj, key, val);
+    else
+        mu_json_add_null(obj, key);
+}
+
 void mu_json_add_bool(cJSON *obj, const char *key, bool val)
 {
     add_item(obj, key, cJSON_CreateBool(val));

@@ -45,10 +45,7 @@ int mu_h_alert_list(struct mu_req *req, struct mu_resp *resp, struct mu_err *err
         mu_json_add_str(o, "detail", a->detail);
         mu_json_add_i64(o, "pending_ms", a->pending_ms);
         mu_json_add_i64(o, "since_ms", a->since_ms);
-        if (a->resolved_ms > 0)
-            mu_json_add_i64(o, "resolved_ms", a->resolved_ms);
-        else
-            mu_json_add_null(o, "resolved_ms");
+        mu_json_add_i64_pos(o, "resolved_ms", a->resolved_ms);
         mu_json_add_i64(o, "last_eval_ms", a->last_eval_ms);
         mu_json_add_time(o, "since", a->since_ms);
         mu_json_add_time(o, "resolved", a->resolved_ms);

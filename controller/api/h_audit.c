@@ -50,10 +50,7 @@ int mu_h_audit_list(struct mu_req *req, struct mu_resp *resp, struct mu_err *err
         mu_json_add_time(o, "time", e->ts_ms);
         mu_json_add_str(o, "actor", e->actor);
         mu_json_add_str(o, "role", e->role);
-        if (e->tenant_id > 0)
-            mu_json_add_i64(o, "tenant_id", e->tenant_id);
-        else
-            mu_json_add_null(o, "tenant_id");
+        mu_json_add_i64_pos(o, "tenant_id", e->tenant_id);
         mu_json_add_str(o, "action", e->action);
         mu_json_add_str(o, "target", e->target);
         mu_json_add_str(o, "outcome", e->outcome);
@@ -113,10 +110,7 @@ int mu_h_audit_verify(struct mu_req *req, struct mu_resp *resp, struct mu_err *e
     cJSON *o = mu_json_obj();
     mu_json_add_bool(o, "ok", v.ok);
     mu_json_add_i64(o, "checked", v.checked);
-    if (v.first_bad_id > 0)
-        mu_json_add_i64(o, "first_bad_id", v.first_bad_id);
-    else
-        mu_json_add_null(o, "first_bad_id");
+    mu_json_add_i64_pos(o, "first_bad_id", v.first_bad_id);
     mu_json_add_str(o, "reason", v.reason[0] ? v.reason : NULL);
     mu_json_add_i64(o, "head_id", v.head_id);
     mu_json_add_str(o, "head_mac", v.head_mac);

@@ -53,10 +53,9 @@ int mu_h_event_list(struct mu_req *req, struct mu_resp *resp, struct mu_err *err
     int64_t last = n ? es[n - 1].id : 0;
     resp->json = mu_h_list_answer(items, n, limit, last);
     /* "next" is the feed's own name for the cursor; next_after is every list's. */
-    if (n == (size_t)limit && last > 0)
-        mu_json_add_i64(resp->json, "next", last);
-    else
-        mu_json_add_null(resp->json, "next");
+    cJSON_AddItemToObject(
+        resp->json, "next",
+        cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(resp->json, "next_after"), false));
     mu_events_free(es, n);
     return MU_OK;
 }

@@ -25,10 +25,7 @@ int mu_h_whoami(struct mu_req *req, struct mu_resp *resp, struct mu_err *err)
     mu_json_add_i64(o, "user_id", p->user_id);
     mu_json_add_str(o, "user", p->user_name);
     mu_json_add_str(o, "role", p->role);
-    if (p->tenant_id > 0)
-        mu_json_add_i64(o, "tenant_id", p->tenant_id);
-    else
-        mu_json_add_null(o, "tenant_id");
+    mu_json_add_i64_pos(o, "tenant_id", p->tenant_id);
     mu_json_add_i64(o, "token_id", p->token_id);
     resp->json = o;
     return MU_OK;

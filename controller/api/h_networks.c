@@ -42,10 +42,7 @@ static cJSON *network_json(struct mu_req *req, const struct mu_network *n)
     mu_json_add_str(o, "mode", n->mode);
     mu_json_add_str(o, "cidr", n->cidr);
     mu_json_add_str(o, "gateway", n->gateway[0] ? n->gateway : NULL);
-    if (n->segment > 0)
-        mu_json_add_i64(o, "segment", n->segment);
-    else
-        mu_json_add_null(o, "segment");
+    mu_json_add_i64_pos(o, "segment", n->segment);
     mu_json_add_str(o, "bridge", n->bridge);
     mu_json_add_i64(o, "mtu", n->mtu);
     cJSON *res = n->reserved_json ? cJSON_Parse(n->reserved_json) : NULL;

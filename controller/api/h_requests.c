@@ -39,14 +39,8 @@ static cJSON *request_json(const struct mu_request *r)
     mu_json_add_str(o, "justification", r->justification);
     mu_json_add_str(o, "status", r->status);
     mu_json_add_str(o, "reason", r->reason);
-    if (r->vm_id > 0)
-        mu_json_add_i64(o, "vm_id", r->vm_id);
-    else
-        mu_json_add_null(o, "vm_id");
-    if (r->op_id > 0)
-        mu_json_add_i64(o, "operation_id", r->op_id);
-    else
-        mu_json_add_null(o, "operation_id");
+    mu_json_add_i64_pos(o, "vm_id", r->vm_id);
+    mu_json_add_i64_pos(o, "operation_id", r->op_id);
     mu_json_add_str(o, "requested_by", r->requested_by);
     mu_json_add_str(o, "decided_by", r->decided_by);
     mu_json_add_i64(o, "created_ms", r->created_ms);

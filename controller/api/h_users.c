@@ -15,10 +15,7 @@ static cJSON *user_json(const struct mu_user *u)
     mu_json_add_str(o, "display_name", u->display_name);
     mu_json_add_str(o, "email", u->email);
     mu_json_add_str(o, "role", u->role);
-    if (u->tenant_id > 0)
-        mu_json_add_i64(o, "tenant_id", u->tenant_id);
-    else
-        mu_json_add_null(o, "tenant_id");
+    mu_json_add_i64_pos(o, "tenant_id", u->tenant_id);
     mu_json_add_bool(o, "disabled", u->disabled);
     mu_json_add_bool(o, "has_password", u->password_hash != NULL);
     mu_json_add_time(o, "created_at", u->created_ms);

@@ -29,14 +29,8 @@ static cJSON *vm_json(const struct mu_vm *v)
     mu_json_add_i64(o, "ram_mib", v->ram_mib);
     mu_json_add_i64(o, "disk_gib", v->disk_gib);
     mu_json_add_i64(o, "image_id", v->image_id);
-    if (v->node_id > 0)
-        mu_json_add_i64(o, "node_id", v->node_id);
-    else
-        mu_json_add_null(o, "node_id");
-    if (v->group_id > 0)
-        mu_json_add_i64(o, "group_id", v->group_id);
-    else
-        mu_json_add_null(o, "group_id");
+    mu_json_add_i64_pos(o, "node_id", v->node_id);
+    mu_json_add_i64_pos(o, "group_id", v->group_id);
     cJSON *labels = v->labels_json ? cJSON_Parse(v->labels_json) : NULL;
     cJSON_AddItemToObject(o, "required_labels", labels ? labels : mu_json_arr());
     cJSON *desired = mu_json_obj();
@@ -144,10 +138,7 @@ static cJSON *op_json(const struct mu_op *op)
     mu_json_add_i64(o, "id", op->id);
     mu_json_add_str(o, "kind", op->kind);
     mu_json_add_i64(o, "vm_id", op->vm_id);
-    if (op->node_id > 0)
-        mu_json_add_i64(o, "node_id", op->node_id);
-    else
-        mu_json_add_null(o, "node_id");
+    mu_json_add_i64_pos(o, "node_id", op->node_id);
     mu_json_add_str(o, "state", op->state);
     mu_json_add_str(o, "step", op->step);
     mu_json_add_i64(o, "attempts", op->attempts);

@@ -30,14 +30,8 @@ static cJSON *webhook_json(struct mu_req *req, const struct mu_webhook *w)
     cJSON *s = mu_json_obj();
     mu_json_add_str(s, "last_outcome", w->last_outcome);
     mu_json_add_time(s, "last_attempt_at", w->last_attempt_ms);
-    if (w->last_event_id > 0)
-        mu_json_add_i64(s, "last_event_id", w->last_event_id);
-    else
-        mu_json_add_null(s, "last_event_id");
-    if (w->last_http_status > 0)
-        mu_json_add_i64(s, "last_http_status", w->last_http_status);
-    else
-        mu_json_add_null(s, "last_http_status");
+    mu_json_add_i64_pos(s, "last_event_id", w->last_event_id);
+    mu_json_add_i64_pos(s, "last_http_status", w->last_http_status);
     mu_json_add_str(s, "last_error", w->last_error);
     mu_json_add_i64(s, "consecutive_failures", w->consecutive_failures);
     mu_json_add_i64(s, "pending", w->pending);
@@ -57,10 +51,7 @@ static cJSON *webhook_json(struct mu_req *req, const struct mu_webhook *w)
             mu_json_add_time(a, "at", rows[i].at_ms);
             mu_json_add_i64(a, "duration_ms", rows[i].duration_ms);
             mu_json_add_str(a, "outcome", rows[i].outcome);
-            if (rows[i].http_status > 0)
-                mu_json_add_i64(a, "http_status", rows[i].http_status);
-            else
-                mu_json_add_null(a, "http_status");
+            mu_json_add_i64_pos(a, "http_status", rows[i].http_status);
             mu_json_add_str(a, "error", rows[i].error);
             cJSON_AddItemToArray(arr, a);
         }

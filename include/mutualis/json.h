@@ -59,6 +59,8 @@ cJSON *mu_json_obj(void);
 cJSON *mu_json_arr(void);
 void mu_json_add_str(cJSON *obj, const char *key, const char *val); /* NULL val -> null */
 void mu_json_add_i64(cJSON *obj, const char *key, int64_t val);
+/* val when > 0, else null: optional ids, times and segments where 0 means "none". */
+void mu_json_add_i64_pos(cJSON *obj, const char *key, int64_t val);
 void mu_json_add_bool(cJSON *obj, const char *key, bool val);
 void mu_json_add_null(cJSON *obj, const char *key);
 void mu_json_add_time(cJSON *obj, const char *key, int64_t ms); /* RFC 3339, 0 -> null */
